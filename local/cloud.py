@@ -1,0 +1,238 @@
+"""The local cloud: the five services running against an emulated AWS account on one machine.
+
+Pieces, in the order :meth:`LocalCloud.start` assembles them:
+
+1. moto in-process (Step Functions executing ASL) and moto's HTTP endpoint on loopback for other processes;
+2. the Lambda Invoke endpoint (``local/lambdas.py``) that Step Functions tasks reach;
+3. the platform template provisioned into the account (``local/provision.py``);
+4. the apps imported with their stage ``local`` environment, the stack's outputs recorded into it as the deploy
+   records them into ``.chalice/config.json`` (``local/apps.py``);
+5. event sources: an SQS poller per ``on_sqs_message`` (``local/sqs.py``), the scheduler for ``@app.schedule``
+   and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
+   (``local/athena.py``);
+6. ``.local/endpoints.json`` for other processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalice.app import ScheduledEventConfig, SQSEventConfig
+
+from local.apps import SERVICES_DIR, LoadedApp, load_app, stage_environment
+from local.athena import AthenaOnDuckDB
+from local.glue import GlueJobRunner
+from local.lambdas import InvokeEndpoint, Lambdas
+from local.provision import INFRA, Stack, provision
+from local.scheduler import Scheduler, SchedulerSchedules, scheduled_event
+from local.schedules import Clock, SystemClock, parse
+from local.sqs import EventSource, SqsPoller
+from shared import aws
+from shared.config import SERVICES
+
+log = logging.getLogger(__name__)
+ROOT = SERVICES_DIR.parent
+ENDPOINTS_FILE = ROOT / ".local" / "endpoints.json"
+DEFAULT_PORT = int(os.environ.get("AMCI_LOCAL_PORT", "4747"))
+STAGE = "local"
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+_MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "core": {"passthrough": {"services": ["lambda"]}}}
+_NOISY_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3", "moto.stepfunctions.parser")
+
+
+def output_variable(output_name: str) -> str:
+    """``StatusTopicArn`` -> ``STATUS_TOPIC_ARN``: the environment variable a stack output is recorded as."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output_name).upper()
+
+
+@dataclass
+class LocalCloud:
+    """Start with :meth:`start` (or ``with LocalCloud() as cloud:``); everything runs in this process."""
+
+    port: int = DEFAULT_PORT
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    services: Iterable[str] = SERVICES
+    extra_apps: Iterable[Path] = ()
+    glue_scripts: Iterable[Path] | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    endpoints_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.lambdas = Lambdas()
+        self.apps: dict[str, LoadedApp] = {}
+        self.pollers: list[SqsPoller] = []
+        self.timings: dict[str, float] = {}
+        self.stack: Stack | None = None
+        self._stop = threading.Event()
+        self._saved_environ: dict[str, str] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> LocalCloud:
+        from moto import mock_aws
+        from moto.server import ThreadedMotoServer
+
+        started = time.perf_counter()
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self._saved_environ = dict(os.environ)
+        self._isolate_environment()
+        self.invoke_endpoint = InvokeEndpoint(self.lambdas)
+        self.invoke_endpoint.start()
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.invoke_endpoint.url
+        self._mock = mock_aws(config=_MOTO_CONFIG)
+        self._mock.start()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        aws.reset_clients()
+        self._lap("emulator", started)
+
+        self.stack = provision(INFRA / "platform.yaml", f"amci-{STAGE}", {
+            "Stage": STAGE, "ArtifactBucket": f"amci-{STAGE}-artifacts", **self.parameters},
+            aws.client, REGION, ACCOUNT_ID)
+        self._lap("provisioning", started)
+
+        self._load_apps()
+        self._lap("apps", started)
+        self._start_event_sources()
+        if self.endpoints_file:
+            self.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
+            self.endpoints_file.write_text(json.dumps(self.endpoints, indent=2) + "\n")
+        self._lap("ready", started)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for poller in self.pollers:
+            poller.join(timeout=5)
+        if hasattr(self, "scheduler"):
+            self.scheduler.join(timeout=5)
+        for patch in (getattr(self, "glue", None), getattr(self, "athena", None)):
+            if patch:
+                patch.uninstall()
+        self._server.stop()
+        self._mock.stop()
+        self.invoke_endpoint.stop()
+        aws.reset_clients()
+        if self.endpoints_file and self.endpoints_file.exists():
+            self.endpoints_file.unlink()
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what other code uses --------------------------------------------------------------------------------
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        assert self.stack is not None, "the local cloud is not started"
+        return self.stack.outputs
+
+    def request_queue_url(self, service: str) -> str:
+        return self.outputs[f"{_camel(service)}RequestQueueUrl"]
+
+    @property
+    def endpoints(self) -> dict[str, Any]:
+        """What another process needs to use this cloud (written to ``.local/endpoints.json``)."""
+        return {
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "region": REGION,
+            "account_id": ACCOUNT_ID,
+            "stage": STAGE,
+            "request_queues": {service: self.request_queue_url(service) for service in SERVICES},
+            "status_topic_arn": self.outputs["StatusTopicArn"],
+            "buckets": {name: self.outputs[f"{name.title()}Bucket"] for name in ("raw", "reports", "stage")},
+            "lambda_endpoint_url": self.invoke_endpoint.url,
+            "credentials": {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+        }
+
+    # -- assembly --------------------------------------------------------------------------------------------
+
+    def _isolate_environment(self) -> None:
+        """This process talks to the emulator in-process: drop endpoint overrides and real credentials."""
+        for key in [k for k in os.environ if k.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION"))]:
+            del os.environ[key]
+        os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AMCI_LOCAL": "1"})
+
+    def _load_apps(self) -> None:
+        project_dirs = [SERVICES_DIR / service for service in self.services] + [Path(p) for p in self.extra_apps]
+        environment = stage_environment(project_dirs, STAGE)
+        recorded = {output_variable(name): value for name, value in self.outputs.items()}
+        environment.update({key: recorded[key] for key in environment if key in recorded})
+        missing = sorted(key for key, value in environment.items() if value == "")
+        if missing:
+            raise RuntimeError(f"stage {STAGE} leaves {', '.join(missing)} empty and no stack output fills them")
+        os.environ.update(environment)
+        for project_dir in project_dirs:
+            loaded = load_app(project_dir, STAGE)
+            self.apps[loaded.service] = loaded
+            for function in loaded.functions():
+                self.lambdas.deploy(function)
+
+    def _start_event_sources(self) -> None:
+        sqs = aws.client("sqs")
+        self.scheduler = Scheduler(self.clock, self._stop)
+        for loaded in self.apps.values():
+            for source in loaded.app.event_sources:
+                function = loaded.function(source.name)
+                if isinstance(source, SQSEventConfig):
+                    self.pollers.append(self._poller(sqs, source, function.name))
+                elif isinstance(source, ScheduledEventConfig):
+                    self._schedule(source, function.name)
+                else:
+                    raise RuntimeError(f"{function.name}: {type(source).__name__} is not supported by the local "
+                                       "cloud; S3 events reach apps through EventBridge and SQS (DESIGN.md §3.4)")
+        self.scheduler.add_source(SchedulerSchedules.PREFIX, SchedulerSchedules(aws.client("scheduler"), sqs))
+        scripts = self.glue_scripts if self.glue_scripts is not None else sorted(SERVICES_DIR.glob("*/glue/*.py"))
+        self.glue = GlueJobRunner(scripts)
+        self.glue.install()
+        self.athena = AthenaOnDuckDB(aws.client("glue"), self.aws_endpoint_url, REGION)
+        self.athena.install()
+        for poller in self.pollers:
+            poller.start()
+        self.scheduler.start()
+
+    def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:
+        queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]
+        url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        mapping = EventSource(function_name, url, arn, source.batch_size, source.maximum_batching_window_in_seconds)
+        return SqsPoller(sqs, mapping, self.lambdas.invoke, REGION, self._stop)
+
+    def _schedule(self, source: ScheduledEventConfig, function_name: str) -> None:
+        expression = source.schedule_expression
+        expression = expression if isinstance(expression, str) else expression.to_string()
+        rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{function_name}-event"
+
+        def fire(fire_time: Any) -> None:
+            self.lambdas.invoke(function_name, scheduled_event(rule_arn, fire_time, REGION, ACCOUNT_ID))
+
+        self.scheduler.add(f"app:{function_name}", parse(expression, anchor=self.clock.now()), fire)
+
+    def _lap(self, phase: str, started: float) -> None:
+        self.timings[phase] = round(time.perf_counter() - started, 3)
+
+
+def _camel(service: str) -> str:
+    return "".join(part.title() for part in service.split("_"))

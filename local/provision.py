@@ -1,0 +1,291 @@
+"""Provisioning a CloudFormation template into the emulated account with boto3 calls.
+
+moto's own CloudFormation skips Glue, Secrets Manager, Scheduler, SNS subscriptions and queue policies, and ignores
+bucket notifications, versioning, TTL and state machine substitutions (research/platform.md §6). So we apply each
+resource ourselves, property by property; a property we do not know how to apply raises instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local import cfn
+
+log = logging.getLogger(__name__)
+INFRA = Path(__file__).resolve().parent.parent / "infra"
+
+# Properties that only describe a resource, or that the emulator has no notion of; everything else is applied.
+_DESCRIPTIVE = {"Description", "DisplayName", "Tags"}
+
+
+@dataclass
+class Stack:
+    """A provisioned template: its resolved outputs and each resource's attributes (``Ref``, ``Arn``, ...)."""
+
+    name: str
+    template: dict[str, Any]
+    context: cfn.Context
+    outputs: dict[str, str]
+
+    @property
+    def resources(self) -> dict[str, dict[str, Any]]:
+        return self.context.attributes
+
+
+class ProvisionError(RuntimeError):
+    """A resource type or property the local cloud cannot provision."""
+
+
+Creator = Callable[[str, dict[str, Any], "Clients"], dict[str, Any]]
+Clients = Callable[[str], Any]
+
+
+def provision(template_path: Path, stack_name: str, parameters: Mapping[str, Any], clients: Clients,
+              region: str, account_id: str) -> Stack:
+    """Create every resource of the template, in dependency order, and resolve its outputs."""
+    template = cfn.load(template_path)
+    ctx = cfn.Context(cfn.parameter_values(template, parameters), {
+        "AWS::AccountId": account_id, "AWS::Region": region, "AWS::Partition": "aws",
+        "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"})
+    cfn.evaluate_conditions(template, ctx)
+    resources = template["Resources"]
+    for logical_id in cfn.creation_order(resources):
+        spec = resources[logical_id]
+        if "Condition" in spec and not ctx.conditions[spec["Condition"]]:
+            continue
+        creator = _CREATORS.get(spec["Type"])
+        if creator is None:
+            raise ProvisionError(f"{logical_id}: resource type {spec['Type']} is not supported by the local cloud")
+        properties = cfn.resolve(spec.get("Properties", {}), ctx)
+        physical_name = f"{stack_name}-{logical_id}"[:64]
+        try:
+            ctx.attributes[logical_id] = creator(physical_name, properties, clients)
+        except ProvisionError as exc:
+            raise ProvisionError(f"{logical_id} ({spec['Type']}): {exc}") from None
+        log.debug("provisioned", extra={"resource": logical_id, "type": spec["Type"]})
+    outputs = {name: str(cfn.resolve(out["Value"], ctx)) for name, out in template.get("Outputs", {}).items()
+               if "Condition" not in out or ctx.conditions[out["Condition"]]}
+    return Stack(stack_name, template, ctx, outputs)
+
+
+def _take(properties: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """The properties minus descriptive ones; raise on any the creator does not apply."""
+    unknown = set(properties) - known - _DESCRIPTIVE
+    if unknown:
+        raise ProvisionError(f"properties not supported locally: {', '.join(sorted(unknown))}")
+    return properties
+
+
+def _kms_key(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"KeyPolicy", "EnableKeyRotation"})
+    key = c("kms").create_key(Description=p.get("Description", name), Policy=json.dumps(p["KeyPolicy"]))["KeyMetadata"]
+    if p.get("EnableKeyRotation"):
+        c("kms").enable_key_rotation(KeyId=key["KeyId"])
+    return {"Ref": key["KeyId"], "KeyId": key["KeyId"], "Arn": key["Arn"]}
+
+
+def _kms_alias(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"AliasName", "TargetKeyId"})
+    c("kms").create_alias(AliasName=p["AliasName"], TargetKeyId=p["TargetKeyId"])
+    return {"Ref": p["AliasName"]}
+
+
+def _sns_topic(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"TopicName", "KmsMasterKeyId"})
+    attributes = {"KmsMasterKeyId": p["KmsMasterKeyId"]} if "KmsMasterKeyId" in p else {}
+    if "DisplayName" in p:
+        attributes["DisplayName"] = p["DisplayName"]
+    arn = c("sns").create_topic(Name=p.get("TopicName", name), Attributes=attributes)["TopicArn"]
+    return {"Ref": arn, "TopicArn": arn, "TopicName": arn.rsplit(":", 1)[1]}
+
+
+def _sns_subscription(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"TopicArn", "Protocol", "Endpoint", "RawMessageDelivery", "FilterPolicy"})
+    attributes = {k: (json.dumps(v) if isinstance(v, dict) else str(v).lower())
+                  for k, v in p.items() if k in ("RawMessageDelivery", "FilterPolicy")}
+    arn = c("sns").subscribe(TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"],
+                             Attributes=attributes, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    return {"Ref": arn}
+
+
+_QUEUE_ATTRIBUTES = {"VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId", "DelaySeconds",
+                     "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication"}
+
+
+def _sqs_queue(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, _QUEUE_ATTRIBUTES | {"QueueName", "RedrivePolicy"})
+    attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in p.items() if k in _QUEUE_ATTRIBUTES}
+    if "RedrivePolicy" in p:
+        attributes["RedrivePolicy"] = json.dumps(p["RedrivePolicy"])
+    url = c("sqs").create_queue(QueueName=p.get("QueueName", name), Attributes=attributes)["QueueUrl"]
+    arn = c("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return {"Ref": url, "QueueUrl": url, "Arn": arn, "QueueName": arn.rsplit(":", 1)[1]}
+
+
+def _sqs_queue_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"Queues", "PolicyDocument"})
+    for url in p["Queues"]:
+        c("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(p["PolicyDocument"])})
+    return {"Ref": name}
+
+
+def _s3_bucket(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"BucketName", "BucketEncryption", "VersioningConfiguration", "PublicAccessBlockConfiguration",
+                  "OwnershipControls", "NotificationConfiguration"})
+    s3, bucket = c("s3"), p.get("BucketName", name.lower())
+    region = s3.meta.region_name
+    s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}))
+    if "BucketEncryption" in p:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+            "Rules": [_encryption_rule(rule) for rule in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]]})
+    if "VersioningConfiguration" in p:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=p["VersioningConfiguration"])
+    if "PublicAccessBlockConfiguration" in p:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=p["PublicAccessBlockConfiguration"])
+    if "OwnershipControls" in p:
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=p["OwnershipControls"])
+    if "NotificationConfiguration" in p:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=_notifications(
+            p["NotificationConfiguration"]))
+    return {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}
+
+
+def _encryption_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    default = rule["ServerSideEncryptionByDefault"]
+    api_default = {"SSEAlgorithm": default["SSEAlgorithm"]}
+    if "KMSMasterKeyID" in default:
+        api_default["KMSMasterKeyID"] = default["KMSMasterKeyID"]
+    return {"ApplyServerSideEncryptionByDefault": api_default, "BucketKeyEnabled": rule.get("BucketKeyEnabled", False)}
+
+
+def _notifications(config: dict[str, Any]) -> dict[str, Any]:
+    if set(config) != {"EventBridgeConfiguration"}:
+        raise ProvisionError("only EventBridgeConfiguration notifications are supported (S3 events go via EventBridge)")
+    return {"EventBridgeConfiguration": {}} if config["EventBridgeConfiguration"].get("EventBridgeEnabled") else {}
+
+
+def _s3_bucket_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"Bucket", "PolicyDocument"})
+    c("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+    return {"Ref": name}
+
+
+def _events_rule(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"Name", "EventPattern", "ScheduleExpression", "State", "Targets", "EventBusName"})
+    rule_name = p.get("Name", name)
+    args = {"Name": rule_name, "State": p.get("State", "ENABLED"), "Description": p.get("Description", "")}
+    if "EventPattern" in p:
+        args["EventPattern"] = json.dumps(p["EventPattern"])
+    if "ScheduleExpression" in p:
+        args["ScheduleExpression"] = p["ScheduleExpression"]
+    if "EventBusName" in p:
+        args["EventBusName"] = p["EventBusName"]
+    arn = c("events").put_rule(**args)["RuleArn"]
+    if p.get("Targets"):
+        c("events").put_targets(Rule=rule_name, Targets=p["Targets"],
+                                **({"EventBusName": p["EventBusName"]} if "EventBusName" in p else {}))
+    return {"Ref": rule_name, "Arn": arn}
+
+
+def _dynamodb_table(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"TableName", "BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes",
+                  "SSESpecification", "PointInTimeRecoverySpecification", "TimeToLiveSpecification"})
+    ddb, table = c("dynamodb"), p.get("TableName", name)
+    args = {k: p[k] for k in ("BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes") if k in p}
+    if "SSESpecification" in p:
+        sse = p["SSESpecification"]
+        args["SSESpecification"] = {"Enabled": sse["SSEEnabled"], **{k: sse[k] for k in ("SSEType",) if k in sse},
+                                    **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {})}
+    description = ddb.create_table(TableName=table, **args)["TableDescription"]
+    if "TimeToLiveSpecification" in p:
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification=p["TimeToLiveSpecification"])
+    if "PointInTimeRecoverySpecification" in p:
+        ddb.update_continuous_backups(TableName=table,
+                                      PointInTimeRecoverySpecification=p["PointInTimeRecoverySpecification"])
+    return {"Ref": table, "Arn": description["TableArn"], "StreamArn": description.get("LatestStreamArn", "")}
+
+
+def _secret(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"Name", "KmsKeyId", "SecretString"})
+    args = {"Name": p.get("Name", name), "SecretString": p.get("SecretString", "{}")}
+    if "KmsKeyId" in p:
+        args["KmsKeyId"] = p["KmsKeyId"]
+    if "Description" in p:
+        args["Description"] = p["Description"]
+    arn = c("secretsmanager").create_secret(**args)["ARN"]
+    return {"Ref": arn, "Id": arn}
+
+
+def _glue_database(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"CatalogId", "DatabaseInput"})
+    c("glue").create_database(CatalogId=p["CatalogId"], DatabaseInput=p["DatabaseInput"])
+    return {"Ref": p["DatabaseInput"]["Name"]}
+
+
+def _schedule_group(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"Name"})
+    arn = c("scheduler").create_schedule_group(Name=p.get("Name", name))["ScheduleGroupArn"]
+    return {"Ref": p.get("Name", name), "Arn": arn}
+
+
+def _iam_role(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"RoleName", "AssumeRolePolicyDocument", "Policies", "Path"})
+    role = c("iam").create_role(RoleName=p.get("RoleName", name), Path=p.get("Path", "/"),
+                                AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"]),
+                                Description=p.get("Description", ""))["Role"]
+    for policy in p.get("Policies", []):
+        c("iam").put_role_policy(RoleName=role["RoleName"], PolicyName=policy["PolicyName"],
+                                 PolicyDocument=json.dumps(policy["PolicyDocument"]))
+    return {"Ref": role["RoleName"], "Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+
+def _state_machine(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"StateMachineName", "RoleArn", "DefinitionString", "DefinitionS3Location", "Definition",
+                  "DefinitionSubstitutions", "TracingConfiguration"})
+    sm_name = p.get("StateMachineName", name)
+    args = {"name": sm_name, "roleArn": p["RoleArn"], "definition": render_definition(p)}
+    if "TracingConfiguration" in p:
+        args["tracingConfiguration"] = {"enabled": bool(p["TracingConfiguration"].get("Enabled"))}
+    arn = c("stepfunctions").create_state_machine(**args)["stateMachineArn"]
+    return {"Ref": arn, "Arn": arn, "Name": sm_name}
+
+
+def render_definition(p: Mapping[str, Any]) -> str:
+    """The state machine's ASL with ``DefinitionSubstitutions`` applied, as Step Functions would store it.
+
+    ``DefinitionS3Location`` keys name files under ``infra/`` (the deploy uploads them there).
+    """
+    if "DefinitionS3Location" in p:
+        text = (INFRA / p["DefinitionS3Location"]["Key"]).read_text()
+    elif "Definition" in p:
+        text = json.dumps(p["Definition"])
+    else:
+        text = p["DefinitionString"]
+    for key, value in p.get("DefinitionSubstitutions", {}).items():
+        text = text.replace("${" + key + "}", str(value))
+    return text
+
+
+_CREATORS: dict[str, Creator] = {
+    "AWS::KMS::Key": _kms_key,
+    "AWS::KMS::Alias": _kms_alias,
+    "AWS::SNS::Topic": _sns_topic,
+    "AWS::SNS::Subscription": _sns_subscription,
+    "AWS::SQS::Queue": _sqs_queue,
+    "AWS::SQS::QueuePolicy": _sqs_queue_policy,
+    "AWS::S3::Bucket": _s3_bucket,
+    "AWS::S3::BucketPolicy": _s3_bucket_policy,
+    "AWS::Events::Rule": _events_rule,
+    "AWS::DynamoDB::Table": _dynamodb_table,
+    "AWS::SecretsManager::Secret": _secret,
+    "AWS::Glue::Database": _glue_database,
+    "AWS::Scheduler::ScheduleGroup": _schedule_group,
+    "AWS::IAM::Role": _iam_role,
+    "AWS::StepFunctions::StateMachine": _state_machine,
+}

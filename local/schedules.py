@@ -1,0 +1,179 @@
+"""Schedule expressions (``rate(...)``, ``cron(...)``, ``at(...)``) and a clock, as EventBridge evaluates them.
+
+AWS cron has six fields, ``minutes hours day-of-month month day-of-week year``, with day-of-week 1-7 = SUN-SAT and
+one of the two day fields ``?``. Supported: ``*``, ``?``, lists, ranges, steps, names, ``L`` (last day of the
+month, or ``5L`` last Thursday) and ``#`` (``2#1``: first Monday). ``W`` (nearest weekday) raises ScheduleError.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+_MONTHS = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
+_DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+SEARCH_YEARS = 5
+
+
+class ScheduleError(ValueError):
+    """A schedule expression that is malformed, or uses what the local cloud does not evaluate."""
+
+
+class Schedule(Protocol):
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The first fire time strictly after ``moment`` (timezone-aware), or None when there is none."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ScaledClock:
+    """A clock that runs ``speed`` times faster than real time, so a ``rate(1 minute)`` fires in a test."""
+
+    def __init__(self, speed: float, start: datetime | None = None) -> None:
+        self.speed = speed
+        self._start = start or datetime.now(UTC)
+        self._real_start = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._real_start) * self.speed)
+
+
+@dataclass(frozen=True)
+class Rate:
+    period: timedelta
+    anchor: datetime
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        elapsed = max(0.0, (moment - self.anchor).total_seconds())
+        periods = int(elapsed // self.period.total_seconds()) + 1
+        return self.anchor + periods * self.period
+
+
+@dataclass(frozen=True)
+class At:
+    moment: datetime
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        return self.moment if self.moment > moment else None
+
+
+@dataclass(frozen=True)
+class Cron:
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    months: frozenset[int]
+    years: frozenset[int]
+    day_of_month: str
+    day_of_week: str
+    zone: ZoneInfo
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        local = moment.astimezone(self.zone).replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=1)
+        day = local.date()
+        for _ in range(366 * SEARCH_YEARS):
+            if day.year in self.years and day.month in self.months and self._day_matches(day):
+                for hour in sorted(self.hours):
+                    for minute in sorted(self.minutes):
+                        candidate = datetime(day.year, day.month, day.day, hour, minute)
+                        if candidate >= local:
+                            return candidate.replace(tzinfo=self.zone).astimezone(UTC)
+            day += timedelta(days=1)
+        return None
+
+    def _day_matches(self, day: date) -> bool:
+        dom, dow = self.day_of_month, self.day_of_week
+        if dom != "?":
+            return _day_of_month_matches(dom, day)
+        return dow == "*" or _day_of_week_matches(dow, day)
+
+
+def parse(expression: str, timezone: str = "UTC", anchor: datetime | None = None) -> Schedule:
+    """Parse an EventBridge schedule expression; ``anchor`` is when a rate schedule starts counting."""
+    expression = expression.strip()
+    zone = ZoneInfo(timezone or "UTC")
+    if match := _RATE.match(expression):
+        value, unit = int(match.group(1)), match.group(2).rstrip("s")
+        if value < 1 or (value == 1) != (match.group(2) == unit):
+            raise ScheduleError(f"{expression}: use 'rate(1 {unit})' or 'rate(N {unit}s)' with N > 1")
+        return Rate(timedelta(seconds=value * _UNITS[unit]), anchor or datetime.now(UTC))
+    if expression.startswith("at(") and expression.endswith(")"):
+        return At(datetime.fromisoformat(expression[3:-1]).replace(tzinfo=zone).astimezone(UTC))
+    if expression.startswith("cron(") and expression.endswith(")"):
+        return _cron(expression[5:-1].split(), zone, expression)
+    raise ScheduleError(f"{expression!r}: expected rate(...), cron(...) or at(...)")
+
+
+def _cron(fields: list[str], zone: ZoneInfo, expression: str) -> Cron:
+    if len(fields) != 6:
+        raise ScheduleError(f"{expression}: cron takes 6 fields (minutes hours day-of-month month day-of-week year)")
+    minutes, hours, dom, month, dow, year = fields
+    if (dom == "?") == (dow == "?"):
+        raise ScheduleError(f"{expression}: exactly one of day-of-month and day-of-week must be '?'")
+    if "W" in dom:
+        raise ScheduleError(f"{expression}: 'W' (nearest weekday) is not supported by the local cloud")
+    return Cron(minutes=_values(minutes, 0, 59), hours=_values(hours, 0, 23), months=_values(month, 1, 12, _MONTHS),
+                years=_values(year, 1970, 2199), day_of_month=dom, day_of_week=dow.upper(), zone=zone)
+
+
+def _values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
+    """The values a cron field allows: ``*``, ``a``, ``a-b``, ``*/n``, ``a/n``, ``a-b/n`` and lists of those."""
+    values: set[int] = set()
+    for part in field.upper().split(","):
+        base, _, step = part.partition("/")
+        if base in ("*", "?"):
+            start, end = low, high
+        else:
+            first, _, last = base.partition("-")
+            start = _number(first, names)
+            end = _number(last, names) if last else (high if step else start)
+        if not (low <= start <= high and low <= end <= high):
+            raise ScheduleError(f"cron field {field!r}: values must be within {low}-{high}")
+        values.update(range(start, end + 1, int(step) if step else 1))
+    return frozenset(values)
+
+
+def _number(text: str, names: dict[str, int] | None) -> int:
+    if names and text in names:
+        return names[text]
+    if not text.isdigit():
+        choices = f" or one of {', '.join(names)}" if names else ""
+        raise ScheduleError(f"cron value {text!r} is not a number{choices}")
+    return int(text)
+
+
+def _day_of_month_matches(field: str, day: date) -> bool:
+    last = calendar.monthrange(day.year, day.month)[1]
+    if field == "L":
+        return day.day == last
+    return day.day in _values(field, 1, 31)
+
+
+def _day_of_week_matches(field: str, day: date) -> bool:
+    weekday = (day.isoweekday() % 7) + 1  # AWS: 1 = SUN ... 7 = SAT
+    for part in field.split(","):
+        if part.endswith("L"):
+            last = calendar.monthrange(day.year, day.month)[1]
+            if _number(part[:-1], _DAYS) == weekday and day.day > last - 7:
+                return True
+        elif "#" in part:
+            name, _, nth = part.partition("#")
+            if _number(name, _DAYS) == weekday and (day.day - 1) // 7 + 1 == int(nth):
+                return True
+        elif weekday in _values(part, 1, 7, _DAYS):
+            return True
+    return False

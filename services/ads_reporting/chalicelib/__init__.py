@@ -1,0 +1,1 @@
+"""Amazon Ads Reporting: domain code."""

@@ -1,0 +1,1 @@
+"""Serverless Data Lake: domain code."""

@@ -1,0 +1,1 @@
+"""Selling Partner Reporting: domain code."""

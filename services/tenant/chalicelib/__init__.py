@@ -1,0 +1,1 @@
+"""Tenant Provisioning Service: domain code."""

@@ -1,0 +1,78 @@
+"""Request contracts: every message a service accepts is a typed, versioned model validated on the way in.
+
+A rejected message gets a :class:`ContractError` whose lines name each field and what was expected, e.g.
+``repeat: expected a number less than or equal to 5 (got 9)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+C = TypeVar("C", bound="Contract")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field: its dotted path, what was expected, and what was sent."""
+
+    field: str
+    expected: str
+    got: Any = None
+
+    def __str__(self) -> str:
+        got = "" if self.got is None else f" (got {json.dumps(self.got, default=str)[:80]})"
+        return f"{self.field}: expected {self.expected}{got}"
+
+
+class ContractError(ValueError):
+    """A message does not satisfy its contract; ``errors`` says field by field why."""
+
+    def __init__(self, contract: str, errors: list[FieldError]) -> None:
+        self.contract = contract
+        self.errors = errors
+        super().__init__(f"invalid {contract} request: " + "; ".join(str(e) for e in errors))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"contract": self.contract, "errors": [{"field": e.field, "expected": e.expected} for e in self.errors]}
+
+
+class Contract(BaseModel):
+    """Base of every request contract: strict about unknown fields, immutable once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    request_type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    @classmethod
+    def parse(cls: type[C], raw: Mapping[str, Any]) -> C:
+        """Validate ``raw`` into this contract or raise ContractError naming every bad field."""
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ContractError(cls.request_type, [_field_error(e, cls) for e in exc.errors()]) from None
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """The published JSON Schema of this contract, with its request type and version."""
+        schema = cls.model_json_schema()
+        schema["$id"] = f"amci:{cls.request_type}:v{cls.version}"
+        return schema
+
+
+def _field_error(error: Mapping[str, Any], contract: type[Contract]) -> FieldError:
+    field = ".".join(str(part) for part in error["loc"]) or "(message)"
+    kind = error["type"]
+    if kind == "missing":
+        return FieldError(field, "a value: the field is required")
+    if kind == "extra_forbidden":
+        allowed = ", ".join(f.alias or name for name, f in contract.model_fields.items())
+        return FieldError(field, f"no such field (allowed: {allowed})")
+    message = str(error["msg"])
+    for prefix in ("Input should be ", "Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return FieldError(field, message[:1].lower() + message[1:], error.get("input"))

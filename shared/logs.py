@@ -1,0 +1,93 @@
+"""Structured JSON logging: one line per event, carrying the service and the request's correlation id.
+
+Modules log with ``logging.getLogger(__name__)`` and pass fields as ``extra``; :func:`bind` adds fields to
+every line logged inside it. Values under secret-looking keys are masked, so a token never reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+_context: ContextVar[Mapping[str, Any]] = ContextVar("amci_log_context", default={})  # noqa: B039 (never mutated)
+_SECRET_KEY = re.compile(r"secret|token|password|authorization|credential|refresh|api_?key|signature", re.I)
+_PRESIGNED = re.compile(r"(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=[^&\s\"']+", re.I)
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+MASK = "***"
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking keys masked and pre-signed URL signatures removed."""
+    if isinstance(value, Mapping):
+        return {k: MASK if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _PRESIGNED.sub(lambda m: f"{m.group(1)}={MASK}", value)
+    return value
+
+
+@contextmanager
+def bind(**fields: Any) -> Iterator[None]:
+    """Add ``fields`` (e.g. ``correlation_id``, ``service``) to every line logged in this block."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def bound(name: str) -> Any:
+    """The value of a field bound by :func:`bind` in the current context (None when unbound)."""
+    return _context.get().get(name)
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object; never raises, whatever the record holds."""
+
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": _PRESIGNED.sub(lambda m: f"{m.group(1)}={MASK}", record.getMessage()),
+        }
+        if self.service:
+            line["service"] = self.service
+        line.update(_context.get())
+        line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(redact(line), default=str)
+
+
+def configure(service: str | None = None, level: str | None = None, stream: Any = None) -> None:
+    """Send all logging to ``stream`` (stdout) as JSON lines; call once, at the entry point.
+
+    ``level`` defaults to ``LOG_LEVEL`` from the environment, else INFO. Calling again replaces the handler.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "amci", False)]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.amci = True  # type: ignore[attr-defined]
+    handler.setFormatter(JsonFormatter(service))
+    root.addHandler(handler)
+    root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
+
+
+def is_configured() -> bool:
+    """True when :func:`configure` has installed its handler in this process."""
+    return any(getattr(h, "amci", False) for h in logging.getLogger().handlers)

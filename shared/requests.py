@@ -1,0 +1,142 @@
+"""The request queue is each service's public API. This module turns a batch of SQS records into calls of the
+service's handlers, one per request type, with Lambda's partial-batch contract:
+
+* a valid request is handled; if the handler raises, the record is reported in ``batchItemFailures`` so SQS
+  redelivers it, and after the last attempt an ERROR status is published before it goes to the DLQ;
+* an invalid request is answered with a REJECTED status that names what is wrong, and is quarantined in the
+  service's DLQ with the reason, so nothing a user sent is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.batch import process_partial_batch
+from shared.contracts import Contract, ContractError, FieldError
+from shared.logs import bind
+from shared.status import PLATFORM_TENANT, Status, StatusMessage, StatusPublisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a request came from: its idempotency key and delivery facts."""
+
+    service: str
+    request_type: str
+    request_id: str  # the sender's ``requestId``, else the SQS message id: stable across redeliveries
+    attempt: int
+
+
+Handler = Callable[[Any, RequestContext], None]
+Classifier = Callable[[Mapping[str, Any]], str | None]
+
+
+@dataclass(frozen=True)
+class Route:
+    contract: type[Contract]
+    handler: Handler
+
+
+def by_request_type(raw: Mapping[str, Any]) -> str | None:
+    """The default classifier: the message's ``requestType`` field."""
+    value = raw.get("requestType")
+    return value if isinstance(value, str) else None
+
+
+class RequestRouter:
+    """Dispatches request messages to handlers by request type."""
+
+    def __init__(self, service: str, routes: Iterable[Route], classify: Classifier = by_request_type) -> None:
+        self.service = service
+        self.routes = {route.contract.request_type: route for route in routes}
+        self.classify = classify
+
+    def handle_batch(self, records: Iterable[Mapping[str, Any]], publisher: StatusPublisher,
+                     quarantine: Quarantine, max_receive_count: int) -> dict[str, list[dict[str, str]]]:
+        """Handle every record; returns ``{"batchItemFailures": [...]}`` for the ones to redeliver."""
+        return process_partial_batch(
+            records, lambda record: self._handle_record(record, publisher, quarantine, max_receive_count))
+
+    def _handle_record(self, record: Mapping[str, Any], publisher: StatusPublisher,
+                       quarantine: Quarantine, max_receive_count: int) -> None:
+        attempt = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        try:
+            raw, route = self._parse(record["body"])
+            request = route.contract.parse(raw)
+        except ContractError as exc:
+            self._reject(record, exc, publisher, quarantine)
+            return
+        request_id = str(raw.get("requestId") or record["messageId"])
+        ctx = RequestContext(self.service, route.contract.request_type, request_id, attempt)
+        with bind(service=self.service, correlation_id=request_id, request_type=ctx.request_type):
+            try:
+                route.handler(request, ctx)
+            except Exception as exc:
+                if attempt >= max_receive_count:
+                    publisher.publish(_error_status(ctx, raw, exc))
+                raise
+
+    def _parse(self, body: str) -> tuple[dict[str, Any], Route]:
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise ContractError("unknown", [FieldError("(message)", "a JSON object", body[:80])]) from None
+        if not isinstance(raw, dict):
+            raise ContractError("unknown", [FieldError("(message)", "a JSON object", raw)])
+        request_type = self.classify(raw)
+        if request_type not in self.routes:
+            expected = "one of " + ", ".join(sorted(self.routes))
+            raise ContractError("unknown", [FieldError("requestType", expected, request_type)])
+        return raw, self.routes[request_type]
+
+    def _reject(self, record: Mapping[str, Any], error: ContractError, publisher: StatusPublisher,
+                quarantine: Quarantine) -> None:
+        log.warning("request rejected", extra={"message_id": record["messageId"], "reason": str(error)})
+        quarantine.put(record["body"], reason=str(error))
+        publisher.publish(StatusMessage(
+            service=self.service, request_type=error.contract, status=Status.REJECTED, summary=str(error),
+            tenant_id=_tenant_of(record["body"]), request_id=record["messageId"],
+            details={**error.as_dict(), "quarantine": quarantine.queue_name}))
+
+
+class Quarantine:
+    """Keeps rejected messages in a dead-letter queue with the reason, where they can be fixed and redriven."""
+
+    REASON_ATTRIBUTE = "amciRejectReason"
+
+    def __init__(self, sqs: Any, queue_name: str) -> None:
+        self._sqs = sqs
+        self.queue_name = queue_name
+        self._url: str | None = None
+
+    def put(self, body: str, reason: str) -> None:
+        if self._url is None:
+            self._url = self._sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageAttributes={
+            self.REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}})
+
+
+def _tenant_of(body: str) -> str:
+    """Best effort: the tenant named by a (possibly invalid) request body."""
+    try:
+        return _tenant_in(json.loads(body))
+    except ValueError:
+        return PLATFORM_TENANT
+
+
+def _tenant_in(raw: Any) -> str:
+    tenant = (raw.get("customerId") or raw.get("tenantId")) if isinstance(raw, dict) else None
+    return tenant if isinstance(tenant, str) and tenant else PLATFORM_TENANT
+
+
+def _error_status(ctx: RequestContext, raw: Mapping[str, Any], exc: Exception) -> StatusMessage:
+    return StatusMessage(
+        service=ctx.service, request_type=ctx.request_type, status=Status.ERROR, tenant_id=_tenant_in(raw),
+        request_id=ctx.request_id, summary=f"internal error after {ctx.attempt} attempts; the request is in the DLQ",
+        details={"error": type(exc).__name__, "message": str(exc)[:500]})
