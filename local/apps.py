@@ -12,20 +12,18 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from chalice.app import Chalice
 from chalice.config import Config
 
+from local.environ import function_environment
+
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 _APP_MODULES = ("app", "chalicelib")
-
-
-class EnvironmentConflict(RuntimeError):
-    """Two functions need different values for the same environment variable, which one process cannot give."""
 
 
 @dataclass(frozen=True)
@@ -45,53 +43,50 @@ class LoadedApp:
     app: Chalice
     project_dir: Path
     stage: str
+    recorded: Mapping[str, str]  # variables the platform stack's outputs fill, as the deploy records them
+
+    def environment(self, handler_name: str = "api_handler") -> dict[str, str]:
+        """The function's environment: its stage variables, with recorded outputs filled in."""
+        declared = self.config(handler_name).environment_variables
+        return {key: self.recorded.get(key, value) for key, value in declared.items()}
 
     def config(self, handler_name: str) -> Config:
-        on_disk = json.loads((self.project_dir / ".chalice" / "config.json").read_text())
-        return Config(chalice_stage=self.stage, function_name=handler_name, config_from_disk=on_disk)
+        return stage_config(self.project_dir, self.stage, handler_name)
 
     def function(self, handler_name: str) -> Function:
         config = self.config(handler_name)
         return Function(name=f"{self.app.app_name}-{self.stage}-{handler_name}",
                         handler=self.app.handler_map[handler_name], timeout_s=config.lambda_timeout,
-                        memory_mb=config.lambda_memory_size, environment=config.environment_variables)
+                        memory_mb=config.lambda_memory_size, environment=self.environment(handler_name))
 
     def functions(self) -> list[Function]:
         return [self.function(name) for name in self.app.handler_map]
 
 
-def stage_environment(project_dirs: Iterable[Path], stage: str) -> dict[str, str]:
-    """The union of every function's environment in ``stage``, before any app is imported.
+def stage_config(project_dir: Path, stage: str, handler_name: str = "api_handler") -> Config:
+    """Chalice's own view of ``.chalice/config.json`` for one function (``api_handler``: the stage's defaults)."""
+    on_disk = json.loads((project_dir / ".chalice" / "config.json").read_text())
+    return Config(chalice_stage=stage, function_name=handler_name, config_from_disk=on_disk)
 
-    Apps read their queue names from the environment at import time, as Chalice's packager does.
+
+def load_app(project_dir: Path, stage: str, recorded: Mapping[str, str]) -> LoadedApp:
+    """Import the Chalice app in ``project_dir`` without disturbing (or being disturbed by) the others.
+
+    The app is imported with its stage environment in place: apps read queue names at import, as Chalice's
+    packager does.
     """
-    merged: dict[str, str] = {}
-    owners: dict[str, str] = {}
-    for project_dir in project_dirs:
-        on_disk = json.loads((project_dir / ".chalice" / "config.json").read_text())
-        functions = on_disk.get("stages", {}).get(stage, {}).get("lambda_functions", {})
-        for function in ["api_handler", *functions]:
-            env = Config(chalice_stage=stage, function_name=function, config_from_disk=on_disk).environment_variables
-            for key, value in env.items():
-                if key in merged and merged[key] != value:
-                    raise EnvironmentConflict(f"{key} is {merged[key]!r} for {owners[key]} but {value!r} for "
-                                              f"{project_dir.name}/{function}: give them different names")
-                merged[key], owners[key] = value, f"{project_dir.name}/{function}"
-    return merged
-
-
-def load_app(project_dir: Path, stage: str) -> LoadedApp:
-    """Import the Chalice app in ``project_dir`` without disturbing (or being disturbed by) the others."""
+    loaded = LoadedApp(project_dir.name, None, project_dir, stage, recorded)  # type: ignore[arg-type]
     saved = _pop_app_modules()
     sys.path.insert(0, str(project_dir))
     try:
-        module = importlib.import_module("app")
+        with function_environment(loaded.environment()):
+            module = importlib.import_module("app")
     finally:
         sys.path.remove(str(project_dir))
-        for name, loaded in _pop_app_modules().items():
-            sys.modules[f"amci_local_apps.{project_dir.name}.{name}"] = loaded
+        for name, module_ in _pop_app_modules().items():
+            sys.modules[f"amci_local_apps.{project_dir.name}.{name}"] = module_
         sys.modules.update(saved)
-    return LoadedApp(project_dir.name, module.app, project_dir, stage)
+    return replace(loaded, app=module.app)
 
 
 def _pop_app_modules() -> dict[str, Any]:

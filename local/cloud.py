@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -28,7 +27,9 @@ from typing import Any
 
 from chalice.app import ScheduledEventConfig, SQSEventConfig
 
-from local.apps import SERVICES_DIR, LoadedApp, load_app, stage_environment
+from amci.stages import output_variable
+from local import environ
+from local.apps import SERVICES_DIR, LoadedApp, load_app
 from local.athena import AthenaOnDuckDB
 from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
@@ -48,11 +49,6 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "core": {"passthrough": {"services": ["lambda"]}}}
 _NOISY_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3", "moto.stepfunctions.parser")
-
-
-def output_variable(output_name: str) -> str:
-    """``StatusTopicArn`` -> ``STATUS_TOPIC_ARN``: the environment variable a stack output is recorded as."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output_name).upper()
 
 
 @dataclass
@@ -86,6 +82,7 @@ class LocalCloud:
         for name in _NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
         self._saved_environ = dict(os.environ)
+        self._original_environ = environ.install()
         self._isolate_environment()
         self.invoke_endpoint = InvokeEndpoint(self.lambdas)
         self.invoke_endpoint.start()
@@ -128,6 +125,7 @@ class LocalCloud:
         if self.endpoints_file and self.endpoints_file.exists():
             self.endpoints_file.unlink()
         if self._saved_environ is not None:
+            environ.uninstall(self._original_environ)
             os.environ.clear()
             os.environ.update(self._saved_environ)
 
@@ -176,18 +174,15 @@ class LocalCloud:
                            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AMCI_LOCAL": "1"})
 
     def _load_apps(self) -> None:
-        project_dirs = [SERVICES_DIR / service for service in self.services] + [Path(p) for p in self.extra_apps]
-        environment = stage_environment(project_dirs, STAGE)
         recorded = {output_variable(name): value for name, value in self.outputs.items()}
-        environment.update({key: recorded[key] for key in environment if key in recorded})
-        missing = sorted(key for key, value in environment.items() if value == "")
-        if missing:
-            raise RuntimeError(f"stage {STAGE} leaves {', '.join(missing)} empty and no stack output fills them")
-        os.environ.update(environment)
-        for project_dir in project_dirs:
-            loaded = load_app(project_dir, STAGE)
+        for project_dir in [SERVICES_DIR / service for service in self.services] + [Path(p) for p in self.extra_apps]:
+            loaded = load_app(project_dir, STAGE, recorded)
             self.apps[loaded.service] = loaded
             for function in loaded.functions():
+                missing = sorted(key for key, value in function.environment.items() if value == "")
+                if missing:
+                    raise RuntimeError(f"{function.name}: {', '.join(missing)} empty in stage {STAGE} and no stack "
+                                       "output fills them")
                 self.lambdas.deploy(function)
 
     def _start_event_sources(self) -> None:

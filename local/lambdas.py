@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from chalice.local import LambdaContext
 
 from local.apps import Function
+from local.environ import function_environment
 from shared.logs import bind
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class Lambdas:
         with self._lock:
             self.invocations[function.name] += 1
         try:
-            with bind(function=function.name):
+            with bind(function=function.name), function_environment(function.environment):
                 return function.handler(event, context)
         except Exception:
             with self._lock:

@@ -172,8 +172,16 @@ def _notifications(config: dict[str, Any]) -> dict[str, Any]:
 
 def _s3_bucket_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     p = _take(p, {"Bucket", "PolicyDocument"})
-    c("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+    document = local_bucket_policy(p["PolicyDocument"])
+    if document["Statement"]:
+        c("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(document))
     return {"Ref": name}
+
+
+def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """The statements moto can enforce: it evaluates bucket policies but ignores their Conditions, so a
+    conditional Deny (e.g. of non-TLS requests) would deny everything. Those stay AWS-only."""
+    return {**document, "Statement": [s for s in document["Statement"] if "Condition" not in s]}
 
 
 def _events_rule(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class ServiceSettings:
         )
 
     def state_machine_arn(self, name: str, environ: Mapping[str, str] | None = None) -> str:
-        """ARN of this service's state machine ``name``: ``diagnostics`` reads ``{SERVICE}_DIAGNOSTICS_STATE_MACHINE_ARN``."""
+        """ARN of state machine ``name`` of this service, from ``{SERVICE}_{NAME}_STATE_MACHINE_ARN``."""
         return require(f"{env_prefix(self.service)}_{name.upper()}_STATE_MACHINE_ARN", environ)
 
 

@@ -16,7 +16,7 @@ def is_deployed(environ: Mapping[str, str] | None = None) -> bool:
     return in_lambda and not env.get("AWS_CHALICE_CLI_MODE") and not env.get("AMCI_LOCAL")
 
 
-def init(service: str, environ: Mapping[str, str] | None = None) -> bool:
+def init(service: str | None = None, environ: Mapping[str, str] | None = None) -> bool:
     """Configure logging and patch boto3/botocore/requests for X-Ray when deployed; returns whether it did."""
     if not is_deployed(environ):
         return False

@@ -1,6 +1,8 @@
 """The Step Functions task functions every service has, as a Chalice blueprint each app registers.
 
 This is the one module of the library that imports Chalice (it defines Lambda functions); domain modules don't.
+Lambda imports this module directly (handler ``shared.tasks.notify``), not the app, so it initialises the runtime
+itself; the service is bound per event instead.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from typing import Any
 
 from chalice import Blueprint
 
-from shared import aws, diagnostics
+from shared import aws, diagnostics, runtime
 from shared.logs import bind
 from shared.status import StatusPublisher, state_machine_outcome
 
 tasks = Blueprint(__name__)
+runtime.init()
 
 
 @tasks.lambda_function(name="diagnostics_probe")

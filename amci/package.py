@@ -1,0 +1,74 @@
+"""Packaging the apps with ``chalice package``, failing loudly where Chalice only warns.
+
+Chalice prints "Could not install dependencies" and still exits 0 when a dependency has no wheel for Lambda
+(research/platform.md §4); a package without its dependencies would fail only once deployed. So we read its
+output, and open the zip to check that the shared library and every requirement made it in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from amci.stages import SERVICES_DIR
+
+
+class PackagingError(RuntimeError):
+    """``chalice package`` failed or produced an incomplete package."""
+
+
+@dataclass(frozen=True)
+class Package:
+    service: str
+    directory: Path
+    zip_bytes: int
+    unzipped_bytes: int
+
+    @property
+    def zip_path(self) -> Path:
+        return self.directory / "deployment.zip"
+
+    @property
+    def template_path(self) -> Path:
+        return self.directory / "sam.json"
+
+
+def package(service: str, stage: str, out_dir: Path, project_dir: Path | None = None) -> Package:
+    """Run ``chalice package`` for one app into ``out_dir/<service>``; raise PackagingError on any gap."""
+    project_dir = project_dir or SERVICES_DIR / service
+    target = out_dir / service
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    chalice = Path(sys.executable).with_name("chalice")
+    result = subprocess.run([str(chalice), "package", "--stage", stage, str(target)], cwd=project_dir, env=env,
+                            capture_output=True, text=True, check=False)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise PackagingError(f"{service}: chalice package exited {result.returncode}:\n{output[-2000:]}")
+    if "Could not install dependencies" in output:
+        missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0].split()
+        raise PackagingError(f"{service}: these dependencies could not be packaged for Lambda: {', '.join(missing)}")
+    return _verified(service, project_dir, target)
+
+
+def _verified(service: str, project_dir: Path, target: Path) -> Package:
+    zip_path = target / "deployment.zip"
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        unzipped = sum(info.file_size for info in archive.infolist())
+    expected = {"app.py", "shared/__init__.py"} | {f"{module}/__init__.py" for module in _requirements(project_dir)}
+    absent = sorted(expected - names)
+    if absent:
+        raise PackagingError(f"{service}: the package lacks {', '.join(absent)}")
+    return Package(service, target, zip_path.stat().st_size, unzipped)
+
+
+def _requirements(project_dir: Path) -> list[str]:
+    """Import names of the app's requirements (``aws-xray-sdk==2.15.0`` -> ``aws_xray_sdk``)."""
+    lines = (project_dir / "requirements.txt").read_text().splitlines()
+    names = [re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines]
+    return [name.lower().replace("-", "_") for name in names if name and not name.startswith("#")]

@@ -1,0 +1,40 @@
+"""The apps' stage configuration (``services/*/.chalice/config.json``) and how the platform stack's outputs are
+recorded into it: each app declares, in its stage's ``environment_variables``, the variables it needs; an output
+fills the variable of the same name in UPPER_SNAKE_CASE (``StatusTopicArn`` -> ``STATUS_TOPIC_ARN``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+
+def output_variable(output_name: str) -> str:
+    """``StatusTopicArn`` -> ``STATUS_TOPIC_ARN``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output_name).upper()
+
+
+def config_path(service: str) -> Path:
+    return SERVICES_DIR / service / ".chalice" / "config.json"
+
+
+def stage_variables(service: str, stage: str) -> dict[str, str]:
+    """The environment variables an app declares for ``stage``."""
+    config = json.loads(config_path(service).read_text())
+    return dict(config["stages"][stage]["environment_variables"])
+
+
+def record_outputs(service: str, stage: str, outputs: Mapping[str, str]) -> dict[str, str]:
+    """Fill the app's ``stage`` variables from stack ``outputs``; returns the variables that changed."""
+    path = config_path(service)
+    config = json.loads(path.read_text())
+    variables = config["stages"][stage]["environment_variables"]
+    recorded = {output_variable(name): str(value) for name, value in outputs.items()}
+    changed = {key: recorded[key] for key in variables if key in recorded and variables[key] != recorded[key]}
+    if changed:
+        variables.update(changed)
+        path.write_text(json.dumps(config, indent=2) + "\n")
+    return changed
