@@ -19,6 +19,7 @@ from typing import Any
 
 from chalice.app import Chalice
 from chalice.config import Config
+from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 
 from local.environ import function_environment
 
@@ -56,8 +57,10 @@ class LoadedApp:
     def function(self, handler_name: str) -> Function:
         config = self.config(handler_name)
         return Function(name=f"{self.app.app_name}-{self.stage}-{handler_name}",
-                        handler=self.app.handler_map[handler_name], timeout_s=config.lambda_timeout,
-                        memory_mb=config.lambda_memory_size, environment=self.environment(handler_name))
+                        handler=self.app.handler_map[handler_name],
+                        timeout_s=config.lambda_timeout or DEFAULT_LAMBDA_TIMEOUT,
+                        memory_mb=config.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE,
+                        environment=self.environment(handler_name))
 
     def functions(self) -> list[Function]:
         return [self.function(name) for name in self.app.handler_map]

@@ -173,39 +173,43 @@ class LocalCloud:
         os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AMCI_LOCAL": "1"})
 
-    def _load_apps(self) -> None:
+    def deploy_app(self, project_dir: Path) -> LoadedApp:
+        """Load a Chalice app and wire its event sources, as ``chalice deploy`` would; also for apps added later."""
         recorded = {output_variable(name): value for name, value in self.outputs.items()}
+        loaded = load_app(project_dir, STAGE, recorded)
+        self.apps[loaded.service] = loaded
+        for function in loaded.functions():
+            missing = sorted(key for key, value in function.environment.items() if value == "")
+            if missing:
+                raise RuntimeError(f"{function.name}: {', '.join(missing)} empty in stage {STAGE} and no stack "
+                                   "output fills them")
+            self.lambdas.deploy(function)
+        for source in loaded.app.event_sources:
+            function_name = loaded.function(source.name).name
+            if isinstance(source, SQSEventConfig):
+                poller = self._poller(aws.client("sqs"), source, function_name)
+                self.pollers.append(poller)
+                poller.start()
+            elif isinstance(source, ScheduledEventConfig):
+                self._schedule(source, function_name)
+            else:
+                raise RuntimeError(f"{function_name}: {type(source).__name__} is not supported by the local "
+                                   "cloud; S3 events reach apps through EventBridge and SQS (DESIGN.md §3.4)")
+        return loaded
+
+    def _load_apps(self) -> None:
+        self.scheduler = Scheduler(self.clock, self._stop)
         for project_dir in [SERVICES_DIR / service for service in self.services] + [Path(p) for p in self.extra_apps]:
-            loaded = load_app(project_dir, STAGE, recorded)
-            self.apps[loaded.service] = loaded
-            for function in loaded.functions():
-                missing = sorted(key for key, value in function.environment.items() if value == "")
-                if missing:
-                    raise RuntimeError(f"{function.name}: {', '.join(missing)} empty in stage {STAGE} and no stack "
-                                       "output fills them")
-                self.lambdas.deploy(function)
+            self.deploy_app(project_dir)
 
     def _start_event_sources(self) -> None:
-        sqs = aws.client("sqs")
-        self.scheduler = Scheduler(self.clock, self._stop)
-        for loaded in self.apps.values():
-            for source in loaded.app.event_sources:
-                function = loaded.function(source.name)
-                if isinstance(source, SQSEventConfig):
-                    self.pollers.append(self._poller(sqs, source, function.name))
-                elif isinstance(source, ScheduledEventConfig):
-                    self._schedule(source, function.name)
-                else:
-                    raise RuntimeError(f"{function.name}: {type(source).__name__} is not supported by the local "
-                                       "cloud; S3 events reach apps through EventBridge and SQS (DESIGN.md §3.4)")
-        self.scheduler.add_source(SchedulerSchedules.PREFIX, SchedulerSchedules(aws.client("scheduler"), sqs))
+        self.scheduler.add_source(SchedulerSchedules.PREFIX,
+                                  SchedulerSchedules(aws.client("scheduler"), aws.client("sqs")))
         scripts = self.glue_scripts if self.glue_scripts is not None else sorted(SERVICES_DIR.glob("*/glue/*.py"))
         self.glue = GlueJobRunner(scripts)
         self.glue.install()
         self.athena = AthenaOnDuckDB(aws.client("glue"), self.aws_endpoint_url, REGION)
         self.athena.install()
-        for poller in self.pollers:
-            poller.start()
         self.scheduler.start()
 
     def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:

@@ -59,9 +59,9 @@ def install() -> MutableMapping[str, str]:
     """Replace ``os.environ`` with the layered view; returns the original for :func:`uninstall`."""
     original = os.environ
     if not isinstance(original, LayeredEnviron):
-        os.environ = LayeredEnviron(original)  # type: ignore[assignment]
+        os.environ = LayeredEnviron(original)  # type: ignore[assignment]  # noqa: B003 (a view, not a reset)
     return original
 
 
 def uninstall(original: MutableMapping[str, str]) -> None:
-    os.environ = original  # type: ignore[assignment]
+    os.environ = original  # type: ignore[assignment]  # noqa: B003

@@ -1,0 +1,35 @@
+# The two commands: `make demo` (the main job) and `make test`. Both create or reuse .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APP_REQUIREMENTS := $(wildcard services/*/requirements.txt)
+
+.PHONY: demo test lint up package benchmark clean
+
+$(STAMP): pyproject.toml requirements-dev.txt $(APP_REQUIREMENTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The apps' wheels, so that `chalice package` (and the packaging tests) run offline.
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --dest $(VENV)/wheelhouse \
+		$(addprefix -r ,$(APP_REQUIREMENTS))
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/amci local demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --durations=15
+
+up: $(STAMP)
+	$(BIN)/amci local up
+
+package: $(STAMP)
+	$(BIN)/amci package
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) .local build .pytest_cache .ruff_cache
