@@ -45,7 +45,8 @@ def parse(body: str) -> ObjectEvent | None:
     return ObjectEvent(
         bucket=detail["bucket"]["name"], key=key,
         action="CREATED" if event["detail-type"] == "Object Created" else "DELETED",
-        etag=detail["object"].get("etag", ""), version_id=detail["object"].get("version-id", ""),
+        etag=detail["object"].get("etag") or detail["object"].get("eTag", ""),  # AWS writes etag, moto eTag
+        version_id=detail["object"].get("version-id", ""),
         size=int(detail["object"].get("size", 0)), time=event.get("time", ""))
 
 
