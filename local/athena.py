@@ -95,7 +95,8 @@ class AthenaOnDuckDB:
             for db_name, table in self._tables_named_in(sql):
                 self._register(con, db_name, table)
             if database:
-                con.execute(f'SET search_path = "{database}",main')
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
+                con.execute(f"SET search_path = '{database},main'")
             result = con.execute(sql)
             columns = [d[0] for d in result.description]
             types = [_athena_type(str(d[1])) for d in result.description]
