@@ -1,0 +1,70 @@
+"""``chalice package`` for every app: the shared library and every dependency in the zip, and a loud failure
+where Chalice itself would only warn. Runs offline from the wheelhouse ``make`` fills (.venv/wheelhouse)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from amci.package import PackagingError, package
+from amci.stages import SERVICES_DIR
+from shared.config import SERVICES
+
+WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
+LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # what `chalice deploy` uploads directly
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+
+
+@pytest.fixture
+def offline_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_app_packages_with_the_shared_library_and_its_dependencies(
+        service: str, tmp_path: Path, offline_pip: None) -> None:
+    built = package(service, "local", tmp_path)
+
+    with zipfile.ZipFile(built.zip_path) as archive:
+        names = set(archive.namelist())
+    assert {"app.py", "shared/__init__.py", "shared/tasks.py", "pydantic/__init__.py", "aws_xray_sdk/__init__.py",
+            "pydantic_core/__init__.py"} <= names
+    assert not any("__pycache__" in name for name in names)
+    assert built.zip_bytes < LAMBDA_ZIP_LIMIT and built.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT
+    assert built.template_path.exists()
+
+
+def test_a_dependency_without_a_lambda_wheel_fails_the_build(
+        tmp_path: Path, offline_pip: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A wheel for glibc 2.28 only: pip takes it on this machine, Lambda's python3.11 (glibc 2.26) cannot run it,
+    # and Chalice would print a warning and exit 0.
+    links = tmp_path / "links"
+    links.mkdir()
+    _native_wheel(links, "amci_native_dummy", "cp311-cp311-manylinux_2_28_x86_64")
+    monkeypatch.setenv("PIP_FIND_LINKS", f"{WHEELHOUSE} {links}")
+    app = tmp_path / "tenant"
+    shutil.copytree(SERVICES_DIR / "tenant", app, ignore=shutil.ignore_patterns("deployments", "__pycache__"))
+    with (app / "requirements.txt").open("a") as requirements:
+        requirements.write("amci-native-dummy==1.0\n")
+
+    with pytest.raises(PackagingError, match=r"could not be packaged for Lambda: amci-native-dummy==1\.0"):
+        package("tenant", "local", tmp_path / "out", project_dir=app)
+
+
+def _native_wheel(directory: Path, name: str, tag: str) -> None:
+    files = {f"{name}/__init__.py": b"",
+             f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+             f"{name}-1.0.dist-info/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()}
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+              f"{len(data)}" for path, data in files.items()] + [f"{name}-1.0.dist-info/RECORD,,"]
+    files[f"{name}-1.0.dist-info/RECORD"] = "\n".join(record).encode()
+    with zipfile.ZipFile(directory / f"{name}-1.0-{tag}.whl", "w") as wheel:
+        for path, data in files.items():
+            wheel.writestr(path, data)
