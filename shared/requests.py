@@ -97,7 +97,7 @@ class RequestRouter:
 
     def _reject(self, record: Mapping[str, Any], error: ContractError, publisher: StatusPublisher,
                 quarantine: Quarantine) -> None:
-        log.warning("request rejected", extra={"message_id": record["messageId"], "reason": str(error)})
+        log.info("request rejected", extra={"message_id": record["messageId"], "reason": str(error)})
         quarantine.put(record["body"], reason=str(error))
         publisher.publish(StatusMessage(
             service=self.service, request_type=error.contract, status=Status.REJECTED, summary=str(error),

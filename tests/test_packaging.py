@@ -34,7 +34,7 @@ def test_each_app_packages_with_the_shared_library_and_its_dependencies(
 
     with zipfile.ZipFile(built.zip_path) as archive:
         names = set(archive.namelist())
-    assert {"app.py", "shared/__init__.py", "shared/tasks.py", "pydantic/__init__.py", "aws_xray_sdk/__init__.py",
+    assert {"app.py", "shared/__init__.py", "shared/chalice_app.py", "pydantic/__init__.py", "aws_xray_sdk/__init__.py",
             "pydantic_core/__init__.py"} <= names
     assert not any("__pycache__" in name for name in names)
     assert built.zip_bytes < LAMBDA_ZIP_LIMIT and built.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT

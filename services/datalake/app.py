@@ -2,23 +2,18 @@
 with SQL.
 
 Events: requests on its request queue; object events of the intake buckets (S3 -> EventBridge -> SQS);
-Step Functions tasks (the shared ``tasks`` blueprint).
+Step Functions tasks (shared, see ``shared/chalice_app.py``).
 """
 
 import os
 
-from chalice import Chalice
 from chalicelib import intake
 
-from shared import aws, diagnostics, runtime
+from shared import aws
 from shared.batch import process_partial_batch, sqs_records
-from shared.service import Service
-from shared.tasks import tasks
+from shared.chalice_app import service_app
 
-app = Chalice(app_name="amci-datalake", configure_logs=False)
-app.register_blueprint(tasks)
-runtime.init("datalake")
-service = Service("datalake", routes=[(diagnostics.DiagnoseRequest, diagnostics.start)])
+app, service = service_app("datalake", routes=[])
 
 
 @app.on_sqs_message(queue=os.environ["DATALAKE_REQUEST_QUEUE"], batch_size=10)
