@@ -10,7 +10,9 @@ Pieces, in the order :meth:`LocalCloud.start` assembles them:
 5. event sources: an SQS poller per ``on_sqs_message`` (``local/sqs.py``), the scheduler for ``@app.schedule``
    and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
    (``local/athena.py``);
-6. ``.local/endpoints.json`` for other processes.
+6. the Amazon API sandbox (``local/sandbox/``), which every function reaches through ``AMAZON_API_ENDPOINTS``,
+   and whose demo credentials fill the default credential secret;
+7. ``.local/endpoints.json`` for other processes.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from local.athena import AthenaOnDuckDB
 from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
+from local.sandbox import Sandbox
 from local.scheduler import Scheduler, SchedulerSchedules, scheduled_event
 from local.schedules import Clock, SystemClock, parse
 from local.sqs import EventSource, SqsPoller
 from shared import aws
+from shared.amazon.regions import Endpoints
 from shared.config import SERVICES
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ STAGE = "local"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "core": {"passthrough": {"services": ["lambda"]}}}
+_AMAZON_APIS = ("lwa", "ads", "amc", "sp")
 _NOISY_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3", "moto.stepfunctions.parser")
 
 
@@ -56,6 +61,7 @@ class LocalCloud:
     """Start with :meth:`start` (or ``with LocalCloud() as cloud:``); everything runs in this process."""
 
     port: int = DEFAULT_PORT
+    sandbox_port: int | None = None  # default: the port after ``port``; 0: any free port
     parameters: Mapping[str, Any] = field(default_factory=dict)
     services: Iterable[str] = SERVICES
     extra_apps: Iterable[Path] = ()
@@ -93,6 +99,8 @@ class LocalCloud:
         self._server.start()
         self.port = self._server.get_host_and_port()[1]
         aws.reset_clients()
+        self.sandbox = Sandbox(port=self._sandbox_port(), s3=lambda: aws.client("s3")).start()
+        os.environ[Endpoints.VARIABLE] = json.dumps({api: self.sandbox.endpoints[api] for api in _AMAZON_APIS})
         self._lap("emulator", started)
 
         self.stack = provision(INFRA / "platform.yaml", f"amci-{STAGE}", {
@@ -100,6 +108,7 @@ class LocalCloud:
             aws.client, REGION, ACCOUNT_ID)
         self._lap("provisioning", started)
 
+        self._store_demo_credentials()
         self._load_apps()
         self._lap("apps", started)
         self._start_event_sources()
@@ -118,6 +127,7 @@ class LocalCloud:
         for patch in (getattr(self, "glue", None), getattr(self, "athena", None)):
             if patch:
                 patch.uninstall()
+        self.sandbox.stop()
         self._server.stop()
         self._mock.stop()
         self.invoke_endpoint.stop()
@@ -161,10 +171,23 @@ class LocalCloud:
             "status_topic_arn": self.outputs["StatusTopicArn"],
             "buckets": {name: self.outputs[f"{name.title()}Bucket"] for name in ("raw", "reports", "stage")},
             "lambda_endpoint_url": self.invoke_endpoint.url,
+            "sandbox": self.sandbox.endpoints,
             "credentials": {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
         }
 
     # -- assembly --------------------------------------------------------------------------------------------
+
+    def _sandbox_port(self) -> int:
+        if self.sandbox_port is not None:
+            return self.sandbox_port
+        return 0 if self.port == 0 else self.port + 1
+
+    def _store_demo_credentials(self) -> None:
+        """The default credential set is the sandbox's demo app, so every service can call Amazon at once."""
+        demo = self.sandbox.credentials
+        secret = {key: demo[key] for key in ("client_id", "client_secret", "refresh_token")}
+        aws.client("secretsmanager").put_secret_value(SecretId=f"amci/{STAGE}/auth/default",
+                                                      SecretString=json.dumps(secret))
 
     def _isolate_environment(self) -> None:
         """This process talks to the emulator in-process: drop endpoint overrides and real credentials."""

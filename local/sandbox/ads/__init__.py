@@ -1,0 +1,1 @@
+"""Amazon Ads: profiles and reporting v3."""

@@ -1,0 +1,56 @@
+"""LWA over HTTP: ``POST /auth/o2/token`` (form or JSON body) and the consent page ``GET /ap/oa``, on each
+regional host (``/lwa/{na|eu|fe}``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Request
+
+from local.sandbox.http import Reply, SandboxError
+from local.sandbox.lwa.state import LwaError, LwaState
+
+_GRANTS = ("refresh_token", "authorization_code")
+
+
+class LwaApi:
+    name = "lwa"
+    prefix = "/lwa"
+    routes = [("/<region>/auth/o2/token", "POST", "token"), ("/<region>/ap/oa", "GET", "consent")]
+
+    def __init__(self, state: LwaState) -> None:
+        self.state = state
+
+    def error_body(self, status: int, code: str | None, message: str) -> dict[str, Any]:
+        return {"error": code or "server_error", "error_description": message}
+
+    def token(self, request: Request, region: str) -> Reply:
+        form = request.get_json(silent=True) if request.is_json else request.form
+        form = form or {}
+        try:
+            grant = form.get("grant_type")
+            if grant == "refresh_token":
+                tokens = self.state.refresh(form.get("client_id", ""), form.get("client_secret", ""),
+                                            form.get("refresh_token", ""))
+            elif grant == "authorization_code":
+                tokens = self.state.exchange_code(form.get("client_id", ""), form.get("client_secret", ""),
+                                                  form.get("code", ""), form.get("redirect_uri", ""))
+            else:
+                raise LwaError(400, "unsupported_grant_type", f"The grant type {grant!r} is not supported")
+        except LwaError as exc:
+            raise SandboxError(exc.status, exc.description, code=exc.error) from None
+        return Reply(tokens)
+
+    def consent(self, request: Request, region: str) -> Reply:
+        """The user agrees at once: redirect to ``redirect_uri`` with a fresh code, as Amazon's page would."""
+        args = request.args
+        if args.get("response_type") != "code":
+            raise SandboxError(400, "response_type must be code", code="unsupported_response_type")
+        try:
+            code = self.state.issue_code(args.get("client_id", ""), args.get("redirect_uri", ""))
+        except LwaError as exc:
+            raise SandboxError(exc.status, exc.description, code=exc.error) from None
+        query = {"code": code, "scope": args.get("scope", ""), **({"state": args["state"]} if "state" in args else {})}
+        return Reply(b"", status=302, headers={"Location": f"{args['redirect_uri']}?{urlencode(query)}"},
+                     content_type="text/html")

@@ -1,0 +1,111 @@
+"""LWA's state: registered apps, refresh tokens, authorization codes and the access tokens issued."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+CODE_TTL_S = 300  # an authorization code expires after 5 minutes and is single use
+
+
+class LwaError(Exception):
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status, self.error, self.description = status, error, description
+
+
+@dataclass
+class AccessToken:
+    client_id: str
+    expires_at: float
+
+
+@dataclass
+class Code:
+    client_id: str
+    redirect_uri: str
+    expires_at: float
+    used: bool = False
+
+
+class LwaState:
+    def __init__(self, token_ttl_s: int = 3600, clock: Callable[[], float] = time.time) -> None:
+        self.token_ttl_s = token_ttl_s
+        self._clock = clock
+        self.clients: dict[str, tuple[str, set[str]]] = {}  # client id -> (secret, allowed return URLs)
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> client id
+        self.access_tokens: dict[str, AccessToken] = {}
+        self.codes: dict[str, Code] = {}
+        self._lock = threading.Lock()
+
+    def register_client(self, client_id: str, client_secret: str, redirect_uris: set[str]) -> None:
+        self.clients[client_id] = (client_secret, set(redirect_uris))
+
+    def add_refresh_token(self, client_id: str, token: str | None = None) -> str:
+        token = token or "Atzr|" + secrets.token_urlsafe(48)
+        with self._lock:
+            self.refresh_tokens[token] = client_id
+        return token
+
+    def issue_code(self, client_id: str, redirect_uri: str) -> str:
+        """What the consent page does when the user agrees."""
+        self._client(client_id)
+        if redirect_uri not in self.clients[client_id][1]:
+            raise LwaError(400, "invalid_request", "The redirect URI is not an allowed return URL")
+        code = "ANa" + secrets.token_urlsafe(16)
+        with self._lock:
+            self.codes[code] = Code(client_id, redirect_uri, self._clock() + CODE_TTL_S)
+        return code
+
+    def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> dict[str, object]:
+        self._authenticate(client_id, client_secret)
+        if self.refresh_tokens.get(refresh_token) != client_id:
+            raise LwaError(400, "invalid_grant", "The request has an invalid grant parameter : refresh_token")
+        return self._tokens(client_id, refresh_token)
+
+    def exchange_code(self, client_id: str, client_secret: str, code: str, redirect_uri: str) -> dict[str, object]:
+        self._authenticate(client_id, client_secret)
+        with self._lock:
+            found = self.codes.get(code)
+            if (found is None or found.used or found.client_id != client_id or found.expires_at < self._clock()
+                    or found.redirect_uri != redirect_uri):
+                raise LwaError(400, "invalid_grant", "The request has an invalid grant parameter : code")
+            found.used = True
+        return self._tokens(client_id, self.add_refresh_token(client_id))
+
+    def validate(self, access_token: str) -> str | None:
+        """None when the token is good, else why not (``expired`` or ``invalid``)."""
+        token = self.access_tokens.get(access_token)
+        if token is None:
+            return "invalid"
+        return "expired" if token.expires_at <= self._clock() else None
+
+    def client_of(self, access_token: str) -> str | None:
+        token = self.access_tokens.get(access_token)
+        return token.client_id if token else None
+
+    def expire_all(self) -> int:
+        """Expire every access token issued so far (token expiry mid-flow); returns how many."""
+        with self._lock:
+            for token in self.access_tokens.values():
+                token.expires_at = 0
+            return len(self.access_tokens)
+
+    def _tokens(self, client_id: str, refresh_token: str) -> dict[str, object]:
+        access_token = "Atza|" + secrets.token_urlsafe(96)  # real ones are longer; nothing checks the length
+        with self._lock:
+            self.access_tokens[access_token] = AccessToken(client_id, self._clock() + self.token_ttl_s)
+        return {"access_token": access_token, "refresh_token": refresh_token, "token_type": "bearer",
+                "expires_in": self.token_ttl_s}
+
+    def _authenticate(self, client_id: str, client_secret: str) -> None:
+        secret = self.clients.get(client_id, (None, set()))[0]
+        if secret is None or not secrets.compare_digest(secret, client_secret or ""):
+            raise LwaError(401, "invalid_client", "Client authentication failed")
+
+    def _client(self, client_id: str) -> None:
+        if client_id not in self.clients:
+            raise LwaError(400, "invalid_client", "Client authentication failed")

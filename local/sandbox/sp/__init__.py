@@ -1,0 +1,1 @@
+"""Selling Partner API: Reports 2021-06-30."""
