@@ -36,7 +36,8 @@ def local_up(port: int | None, verbose: bool, params: tuple[str, ...]) -> None:
     logs.configure(level="DEBUG" if verbose else "WARNING")
     parameters = dict(_key_value(p) for p in params)
     with console.status("Starting the local cloud..."):
-        cloud = LocalCloud(port=port or DEFAULT_PORT, parameters=parameters, endpoints_file=ENDPOINTS_FILE).start()
+        cloud = LocalCloud(port=port or DEFAULT_PORT, parameters=parameters, endpoints_file=ENDPOINTS_FILE,
+                           verbose=verbose).start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:

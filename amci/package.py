@@ -1,12 +1,17 @@
-"""Packaging the apps with ``chalice package``, failing loudly where Chalice only warns.
+"""Packaging the apps with ``chalice package``, failing loudly where Chalice only warns, and adding what Chalice
+cannot express.
 
-Chalice prints "Could not install dependencies" and still exits 0 when a dependency has no wheel for Lambda
-(research/platform.md §4); a package without its dependencies would fail only once deployed. So we read its
-output, and open the zip to check that the shared library and every requirement made it in.
+- Chalice prints "Could not install dependencies" and still exits 0 when a dependency has no wheel for Lambda
+  (research/platform.md §4); a package without its dependencies would fail only once deployed. So we read its
+  output, and open the zip to check that the shared library and every requirement made it in.
+- Chalice has no partial-batch responses (aws/chalice#2029), yet every SQS handler here returns
+  ``batchItemFailures`` (``shared/batch.py``); without ``ReportBatchItemFailures`` on the mapping Lambda would
+  treat a batch with failures as a success and drop them. So every SQS event source in ``sam.json`` gets it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -52,7 +57,17 @@ def package(service: str, stage: str, out_dir: Path, project_dir: Path | None = 
     if "Could not install dependencies" in output:
         missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0].split()
         raise PackagingError(f"{service}: these dependencies could not be packaged for Lambda: {', '.join(missing)}")
+    _report_batch_item_failures(target / "sam.json")
     return _verified(service, project_dir, target)
+
+
+def _report_batch_item_failures(template_path: Path) -> None:
+    template = json.loads(template_path.read_text())
+    for resource in template["Resources"].values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event["Type"] == "SQS":
+                event["Properties"]["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+    template_path.write_text(json.dumps(template, indent=2))
 
 
 def _verified(service: str, project_dir: Path, target: Path) -> Package:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,7 @@ class LocalCloud:
     glue_scripts: Iterable[Path] | None = None
     clock: Clock = field(default_factory=SystemClock)
     endpoints_file: Path | None = None
+    verbose: bool = False  # let the emulator's and the web servers' own loggers through
 
     def __post_init__(self) -> None:
         self.lambdas = Lambdas()
@@ -76,68 +79,63 @@ class LocalCloud:
         self.timings: dict[str, float] = {}
         self.stack: Stack | None = None
         self._stop = threading.Event()
-        self._saved_environ: dict[str, str] | None = None
+        self._undo = ExitStack()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     def start(self) -> LocalCloud:
-        from moto import mock_aws
-        from moto.server import ThreadedMotoServer
-
+        """Start everything; on any failure, what was started is stopped again before the error propagates."""
         started = time.perf_counter()
-        for name in _NOISY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
-        self._saved_environ = dict(os.environ)
-        self._original_environ = environ.install()
-        self._isolate_environment()
-        self.invoke_endpoint = InvokeEndpoint(self.lambdas)
-        self.invoke_endpoint.start()
-        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.invoke_endpoint.url
-        self._mock = mock_aws(config=_MOTO_CONFIG)
-        self._mock.start()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        self.port = self._server.get_host_and_port()[1]
-        aws.reset_clients()
-        self.sandbox = Sandbox(port=self._sandbox_port(), s3=lambda: aws.client("s3")).start()
-        os.environ[Endpoints.VARIABLE] = json.dumps({api: self.sandbox.endpoints[api] for api in _AMAZON_APIS})
-        self._lap("emulator", started)
-
-        self.stack = provision(INFRA / "platform.yaml", f"amci-{STAGE}", {
-            "Stage": STAGE, "ArtifactBucket": f"amci-{STAGE}-artifacts", **self.parameters},
-            aws.client, REGION, ACCOUNT_ID)
-        self._lap("provisioning", started)
-
-        self._store_demo_credentials()
-        self._load_apps()
-        self._lap("apps", started)
-        self._start_event_sources()
-        if self.endpoints_file:
-            self.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
-            self.endpoints_file.write_text(json.dumps(self.endpoints, indent=2) + "\n")
-        self._lap("ready", started)
+        with ExitStack() as undo:
+            self._start_emulator(undo)
+            self._lap("emulator", started)
+            self.stack = provision(INFRA / "platform.yaml", f"amci-{STAGE}", {
+                "Stage": STAGE, "ArtifactBucket": f"amci-{STAGE}-artifacts", **self.parameters},
+                aws.client, REGION, ACCOUNT_ID)
+            self._lap("provisioning", started)
+            self._store_demo_credentials()
+            self._load_apps()
+            undo.callback(self._stop_event_sources)
+            self._start_event_sources()
+            self._lap("apps", started)
+            if self.endpoints_file:
+                self.endpoints_file.parent.mkdir(parents=True, exist_ok=True)
+                self.endpoints_file.write_text(json.dumps(self.endpoints, indent=2) + "\n")
+                undo.callback(self.endpoints_file.unlink, missing_ok=True)
+            self._lap("ready", started)
+            self._undo = undo.pop_all()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        for poller in self.pollers:
-            poller.join(timeout=5)
-        if hasattr(self, "scheduler"):
-            self.scheduler.join(timeout=5)
-        for patch in (getattr(self, "glue", None), getattr(self, "athena", None)):
-            if patch:
-                patch.uninstall()
-        self.sandbox.stop()
-        self._server.stop()
-        self._mock.stop()
-        self.invoke_endpoint.stop()
+        self._undo.close()
+
+    def _start_emulator(self, undo: ExitStack) -> None:
+        from moto import mock_aws
+        from moto.server import ThreadedMotoServer
+
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.DEBUG if self.verbose else logging.ERROR)
+        saved, original = dict(os.environ), environ.install()
+        undo.callback(_restore_environment, original, saved)
+        self._isolate_environment()
+        _require_free_port(self.port)
+        self.invoke_endpoint = InvokeEndpoint(self.lambdas)
+        self.invoke_endpoint.start()
+        undo.callback(self.invoke_endpoint.stop)
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.invoke_endpoint.url
+        mock = mock_aws(config=_MOTO_CONFIG)
+        mock.start()
+        undo.callback(mock.stop)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=self.verbose)
+        server.start()
+        undo.callback(server.stop)
+        self.port = server.get_host_and_port()[1]
         aws.reset_clients()
-        if self.endpoints_file and self.endpoints_file.exists():
-            self.endpoints_file.unlink()
-        if self._saved_environ is not None:
-            environ.uninstall(self._original_environ)
-            os.environ.clear()
-            os.environ.update(self._saved_environ)
+        undo.callback(aws.reset_clients)
+        _require_free_port(self._sandbox_port())
+        self.sandbox = Sandbox(port=self._sandbox_port(), s3=lambda: aws.client("s3")).start()
+        undo.callback(self.sandbox.stop)
+        os.environ[Endpoints.VARIABLE] = json.dumps({api: self.sandbox.endpoints[api] for api in _AMAZON_APIS})
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -196,8 +194,12 @@ class LocalCloud:
         os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AMCI_LOCAL": "1"})
 
-    def deploy_app(self, project_dir: Path) -> LoadedApp:
-        """Load a Chalice app and wire its event sources, as ``chalice deploy`` would; also for apps added later."""
+    def deploy_app(self, project_dir: Path, start: bool = True) -> LoadedApp:
+        """Load a Chalice app and wire its event sources, as ``chalice deploy`` would; also for apps added later.
+
+        ``start=False`` leaves its pollers to :meth:`_start_event_sources`, so that no handler runs while the next
+        app is still being imported (``local/apps.py`` swaps ``sys.path`` and ``sys.modules`` meanwhile).
+        """
         recorded = {output_variable(name): value for name, value in self.outputs.items()}
         loaded = load_app(project_dir, STAGE, recorded)
         self.apps[loaded.service] = loaded
@@ -212,7 +214,8 @@ class LocalCloud:
             if isinstance(source, SQSEventConfig):
                 poller = self._poller(aws.client("sqs"), source, function_name)
                 self.pollers.append(poller)
-                poller.start()
+                if start:
+                    poller.start()
             elif isinstance(source, ScheduledEventConfig):
                 self._schedule(source, function_name)
             else:
@@ -223,7 +226,7 @@ class LocalCloud:
     def _load_apps(self) -> None:
         self.scheduler = Scheduler(self.clock, self._stop)
         for project_dir in [SERVICES_DIR / service for service in self.services] + [Path(p) for p in self.extra_apps]:
-            self.deploy_app(project_dir)
+            self.deploy_app(project_dir, start=False)
 
     def _start_event_sources(self) -> None:
         self.scheduler.add_source(SchedulerSchedules.PREFIX,
@@ -233,7 +236,17 @@ class LocalCloud:
         self.glue.install()
         self.athena = AthenaOnDuckDB(aws.client("glue"), self.aws_endpoint_url, REGION)
         self.athena.install()
+        for poller in self.pollers:
+            poller.start()
         self.scheduler.start()
+
+    def _stop_event_sources(self) -> None:
+        self._stop.set()
+        for poller in self.pollers:
+            poller.join(timeout=5)
+        self.scheduler.join(timeout=5)
+        self.glue.uninstall()
+        self.athena.uninstall()
 
     def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:
         queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]
@@ -254,6 +267,23 @@ class LocalCloud:
 
     def _lap(self, phase: str, started: float) -> None:
         self.timings[phase] = round(time.perf_counter() - started, 3)
+
+
+def _require_free_port(port: int) -> None:
+    """Fail clearly on a busy port (moto's server would wait for it forever)."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(f"port {port} is in use (another `amci local up`?): stop it, or pass --port") from None
+
+
+def _restore_environment(original: Any, saved: dict[str, str]) -> None:
+    environ.uninstall(original)
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _camel(service: str) -> str:

@@ -29,7 +29,6 @@ class Job:
     schedule: Schedule
     fire: Fire
     next_time: datetime | None
-    fired: int = 0
 
 
 class Scheduler:
@@ -67,7 +66,6 @@ class Scheduler:
         for job in due:
             fire_time = job.next_time
             job.next_time = job.schedule.next_after(max(now, fire_time))
-            job.fired += 1
             try:
                 job.fire(fire_time)
             except Exception:

@@ -15,34 +15,38 @@ from botocore.config import Config
 from shared import USER_AGENT
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra=USER_AGENT)
-_clients: dict[tuple[str, str, str | None], Any] = {}
+_clients: dict[tuple[str, str | None], Any] = {}
 _lock = threading.Lock()
+_per_thread = threading.local()
+_generation = 0  # bumped by reset_clients, so every thread rebuilds its resources
 
 
 def client(service: str, region: str | None = None) -> Any:
     """The process-wide client for ``service`` (boto3 sessions are not thread-safe; clients are)."""
-    return _cached("client", service, region)
+    return _cached(service, region)
 
 
 def table(name: str) -> Any:
-    """A DynamoDB ``Table`` (the resource API converts Python values to DynamoDB's typed attributes)."""
-    return _cached("resource", "dynamodb", None).Table(name)
+    """A DynamoDB ``Table`` for this thread (boto3 resources, unlike clients, must not be shared by threads)."""
+    if getattr(_per_thread, "generation", None) != _generation:
+        _per_thread.dynamodb = boto3.session.Session().resource("dynamodb", config=_CONFIG)
+        _per_thread.generation = _generation
+    return _per_thread.dynamodb.Table(name)
 
 
-def _cached(kind: str, service: str, region: str | None) -> Any:
-    key = (kind, service, region)
+def _cached(service: str, region: str | None) -> Any:
     with _lock:
-        if key not in _clients:
-            session = boto3.session.Session()
-            factory = session.client if kind == "client" else session.resource
-            _clients[key] = factory(service, region_name=region, config=_CONFIG)
-        return _clients[key]
+        if (service, region) not in _clients:
+            _clients[service, region] = boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+        return _clients[service, region]
 
 
 def reset_clients() -> None:
     """Forget cached clients, e.g. after the environment they were built from changed."""
+    global _generation
     with _lock:
         _clients.clear()
+        _generation += 1
 
 
 def error_code(exc: Exception) -> str:

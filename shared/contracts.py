@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.logs import SECRET_KEY
 
 C = TypeVar("C", bound="Contract")
 
@@ -25,7 +27,8 @@ class FieldError:
     got: Any = None
 
     def __str__(self) -> str:
-        got = "" if self.got is None else f" (got {json.dumps(self.got, default=str)[:80]})"
+        shown = self.got is not None and not SECRET_KEY.search(self.field)  # never echo a secret back
+        got = f" (got {json.dumps(self.got, default=str)[:80]})" if shown else ""
         return f"{self.field}: expected {self.expected}{got}"
 
 
@@ -39,6 +42,9 @@ class ContractError(ValueError):
 
     def as_dict(self) -> dict[str, Any]:
         return {"contract": self.contract, "errors": [{"field": e.field, "expected": e.expected} for e in self.errors]}
+
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class Contract(BaseModel):
@@ -76,3 +82,9 @@ def _field_error(error: Mapping[str, Any], contract: type[Contract]) -> FieldErr
     for prefix in ("Input should be ", "Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return FieldError(field, message[:1].lower() + message[1:], error.get("input"))
+
+
+class Request(Contract):
+    """A request on a service's request queue: ``requestId``, when given, is its idempotency key."""
+
+    requestId: str | None = Field(None, pattern=REQUEST_ID_PATTERN)

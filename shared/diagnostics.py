@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shared.config import resource_variables
-from shared.contracts import Contract
+from shared.contracts import Request
 from shared.orchestration import execution_name, start_execution
 from shared.requests import RequestContext
 
@@ -20,12 +20,11 @@ log = logging.getLogger(__name__)
 ClientFor = Callable[[str], Any]
 
 
-class DiagnoseRequest(Contract):
+class DiagnoseRequest(Request):
     """Check a service's dependencies ``repeat`` times, ``intervalSeconds`` apart."""
 
     request_type = "diagnose"
     requestType: Literal["diagnose"]
-    requestId: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     repeat: int = Field(1, ge=1, le=5)
     intervalSeconds: int = Field(1, ge=0, le=60)
 

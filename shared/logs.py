@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar("amci_log_context", default={})  # noqa: B039 (never mutated)
-_SECRET_KEY = re.compile(r"secret|token|password|authorization|credential|refresh|api_?key|signature", re.I)
+SECRET_KEY = re.compile(r"secret|token|password|authorization|credential|refresh|api_?key|signature", re.I)
 _PRESIGNED = re.compile(r"(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=[^&\s\"']+", re.I)
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 MASK = "***"
@@ -27,7 +27,7 @@ MASK = "***"
 def redact(value: Any) -> Any:
     """A copy of ``value`` with secret-looking keys masked and pre-signed URL signatures removed."""
     if isinstance(value, Mapping):
-        return {k: MASK if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
+        return {k: MASK if SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
@@ -45,11 +45,6 @@ def bind(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def bound(name: str) -> Any:
-    """The value of a field bound by :func:`bind` in the current context (None when unbound)."""
-    return _context.get().get(name)
-
-
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON object; never raises, whatever the record holds."""
 
@@ -58,11 +53,15 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # bad %-arguments: keep the template rather than lose the line
+            message = str(record.msg)
         line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": _PRESIGNED.sub(lambda m: f"{m.group(1)}={MASK}", record.getMessage()),
+            "message": _PRESIGNED.sub(lambda m: f"{m.group(1)}={MASK}", message),
         }
         if self.service:
             line["service"] = self.service
@@ -73,13 +72,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(redact(line), default=str)
 
 
-def configure(service: str | None = None, level: str | None = None, stream: Any = None) -> None:
+def configure(service: str | None = None, level: str | None = None, stream: Any = None,
+              replace_all: bool = False) -> None:
     """Send all logging to ``stream`` (stdout) as JSON lines; call once, at the entry point.
 
-    ``level`` defaults to ``LOG_LEVEL`` from the environment, else INFO. Calling again replaces the handler.
+    ``level`` defaults to ``LOG_LEVEL`` from the environment, else INFO. Calling again replaces our handler;
+    ``replace_all`` removes every other root handler too (in Lambda, the runtime's).
     """
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "amci", False)]:
+    for handler in [h for h in root.handlers if replace_all or getattr(h, "amci", False)]:
         root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.amci = True  # type: ignore[attr-defined]
@@ -87,7 +88,3 @@ def configure(service: str | None = None, level: str | None = None, stream: Any 
     root.addHandler(handler)
     root.setLevel(level or os.environ.get("LOG_LEVEL", "INFO"))
 
-
-def is_configured() -> bool:
-    """True when :func:`configure` has installed its handler in this process."""
-    return any(getattr(h, "amci", False) for h in logging.getLogger().handlers)

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from shared.aws import error_code
+from shared.contracts import ContractError, FieldError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 MAX_NAME = 80  # Step Functions execution names: 1-80 characters of [A-Za-z0-9_-]
@@ -24,14 +25,22 @@ def execution_name(*parts: str) -> str:
 
 
 def start_execution(sfn: Any, state_machine_arn: str, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
-    """Start execution ``name``; returns ``(execution_arn, started)``, ``started`` False for a duplicate."""
+    """Start execution ``name``; returns ``(execution_arn, started)``, ``started`` False for a redelivery.
+
+    Raises ContractError when ``name`` was used before for a different input: the sender reused a request id.
+    """
     try:
         response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))
         return str(response["executionArn"]), True
     except Exception as exc:
         if error_code(exc) != "ExecutionAlreadyExists":
             raise
-    return _execution_arn(state_machine_arn, name), False
+    arn = _execution_arn(state_machine_arn, name)
+    if json.loads(sfn.describe_execution(executionArn=arn)["input"]) != payload:
+        raise ContractError(str(payload.get("requestType", "request")), [FieldError(
+            "requestId", "an id not used before for a different request (Step Functions keeps names 90 days)",
+            payload.get("requestId"))])
+    return arn, False
 
 
 def _execution_arn(state_machine_arn: str, name: str) -> str:

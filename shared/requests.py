@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.batch import process_partial_batch
-from shared.contracts import Contract, ContractError, FieldError
+from shared.contracts import REQUEST_ID_PATTERN, Contract, ContractError, FieldError
 from shared.logs import bind
 from shared.status import PLATFORM_TENANT, Status, StatusMessage, StatusPublisher
 
@@ -72,11 +73,13 @@ class RequestRouter:
         except ContractError as exc:
             self._reject(record, exc, publisher, quarantine)
             return
-        request_id = str(raw.get("requestId") or record["messageId"])
+        request_id = getattr(request, "requestId", None) or record["messageId"]
         ctx = RequestContext(self.service, route.contract.request_type, request_id, attempt)
         with bind(service=self.service, correlation_id=request_id, request_type=ctx.request_type):
             try:
                 route.handler(request, ctx)
+            except ContractError as exc:  # the handler found the request inconsistent with what exists
+                self._reject(record, exc, publisher, quarantine)
             except Exception as exc:
                 if attempt >= max_receive_count:
                     publisher.publish(_error_status(ctx, raw, exc))
@@ -101,7 +104,7 @@ class RequestRouter:
         quarantine.put(record["body"], reason=str(error))
         publisher.publish(StatusMessage(
             service=self.service, request_type=error.contract, status=Status.REJECTED, summary=str(error),
-            tenant_id=_tenant_of(record["body"]), request_id=record["messageId"],
+            tenant_id=_tenant_of(record["body"]), request_id=_request_id_of(record),
             details={**error.as_dict(), "quarantine": quarantine.queue_name}))
 
 
@@ -120,6 +123,16 @@ class Quarantine:
             self._url = self._sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
         self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageAttributes={
             self.REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}})
+
+
+def _request_id_of(record: Mapping[str, Any]) -> str:
+    """The sender's ``requestId`` when the body has a valid one, so they can match the answer; else the message id."""
+    try:
+        request_id = json.loads(record["body"]).get("requestId")
+    except (ValueError, AttributeError):
+        return str(record["messageId"])
+    return request_id if isinstance(request_id, str) and re.fullmatch(REQUEST_ID_PATTERN, request_id) \
+        else str(record["messageId"])
 
 
 def _tenant_of(body: str) -> str:

@@ -20,8 +20,8 @@ def init(service: str | None = None, environ: Mapping[str, str] | None = None) -
     """Configure logging and patch boto3/botocore/requests for X-Ray when deployed; returns whether it did."""
     if not is_deployed(environ):
         return False
-    logs.configure(service)
+    logs.configure(service, replace_all=True)  # Lambda's own root handler would print every line twice
     from aws_xray_sdk.core import patch  # imported here: it costs cold-start time where it is not used
 
-    patch(("boto3", "botocore", "requests"))
+    patch(("boto3", "botocore", "requests"), raise_errors=False)
     return True

@@ -102,7 +102,7 @@ def test_a_malformed_request_is_answered_with_what_is_wrong_and_kept(
 
     assert note.attributes["status"] == "REJECTED" and note.attributes["service"] == service
     assert "repeat: expected less than or equal to 5 (got 99)" in note.body["summary"]
-    assert f"{bad_field}: expected no such field (allowed: requestType, requestId, repeat, intervalSeconds)" in \
+    assert f"{bad_field}: expected no such field (allowed: requestId, requestType, repeat, intervalSeconds)" in \
         note.body["summary"]
     kept = _dlq_message_containing(note.body["details"]["quarantine"], bad_field)
     assert "repeat" in kept["MessageAttributes"]["amciRejectReason"]["StringValue"]

@@ -22,7 +22,7 @@ def test_a_contract_error_names_every_bad_field_and_what_was_expected() -> None:
     assert [str(e) for e in caught.value.errors] == [
         "repeat: expected greater than or equal to 1 (got 0)",
         'intervalSeconds: expected a valid integer, unable to parse string as an integer (got "soon")',
-        "extra: expected no such field (allowed: requestType, requestId, repeat, intervalSeconds)",
+        "extra: expected no such field (allowed: requestId, requestType, repeat, intervalSeconds)",
     ]
     assert str(caught.value).startswith("invalid diagnose request: repeat: expected")
 

@@ -6,12 +6,14 @@ Events: requests on its request queue; Step Functions tasks (shared, see ``share
 
 import os
 
-from shared.batch import sqs_records
+from chalice.app import SQSEvent
+
+from shared.batch import BatchResponse, sqs_records
 from shared.chalice_app import service_app
 
 app, service = service_app("tenant", routes=[])
 
 
 @app.on_sqs_message(queue=os.environ["TENANT_REQUEST_QUEUE"], batch_size=10)
-def on_request(event):
+def on_request(event: SQSEvent) -> BatchResponse:
     return service.handle_requests(sqs_records(event))

@@ -1,7 +1,8 @@
 """The intake ledger: every object event of an intake bucket (S3 -> EventBridge -> SQS) is recorded once.
 
 S3 delivers at least once and a multipart upload emits two events for one object, so an event is identified by
-the object version it is about; a conditional write turns a repeat into a no-op.
+the object version it is about (the version id; in an unversioned bucket the sequencer, which S3 increases with
+every write of a key); a conditional write turns a repeat into a no-op.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +27,13 @@ class ObjectEvent:
     action: str  # CREATED or DELETED
     etag: str
     version_id: str
+    sequencer: str
     size: int
     time: str
 
     @property
     def object_id(self) -> str:
-        return f"s3://{self.bucket}/{self.key}#{self.version_id or self.etag}#{self.action}"
+        return f"s3://{self.bucket}/{self.key}#{self.version_id or self.sequencer or self.etag}#{self.action}"
 
 
 def parse(body: str) -> ObjectEvent | None:
@@ -46,8 +49,15 @@ def parse(body: str) -> ObjectEvent | None:
         bucket=detail["bucket"]["name"], key=key,
         action="CREATED" if event["detail-type"] == "Object Created" else "DELETED",
         etag=detail["object"].get("etag") or detail["object"].get("eTag", ""),  # AWS writes etag, moto eTag
-        version_id=detail["object"].get("version-id", ""),
+        version_id=detail["object"].get("version-id", ""), sequencer=detail["object"].get("sequencer", ""),
         size=int(detail["object"].get("size", 0)), time=event.get("time", ""))
+
+
+def handle(message: Mapping[str, Any], table: Any) -> None:
+    """One SQS record of the object-events queue: record its event unless it concerns no object."""
+    event = parse(message["body"])
+    if event is not None:
+        record(event, table)
 
 
 def record(event: ObjectEvent, table: Any, now: float | None = None) -> bool:
