@@ -62,6 +62,30 @@ def local_demo(port: int) -> None:
     sys.exit(demo.run(port))
 
 
+@main.group()
+def stage() -> None:
+    """The apps' stage configuration (services/*/.chalice/config.json)."""
+
+
+@stage.command("record-outputs")
+@click.option("--stage", "stage_name", required=True, help="The stage to fill, e.g. prod.")
+@click.option("--outputs", "outputs_file", type=click.File(), required=True,
+              help="`aws cloudformation describe-stacks --stack-name amci-prod` output (JSON; - for stdin).")
+def stage_record_outputs(stage_name: str, outputs_file: click.utils.LazyFile) -> None:
+    """Record the platform stack's outputs as each app's environment variables."""
+    import json
+
+    from amci.stages import record_outputs, stack_outputs
+    from shared.config import SERVICES
+
+    outputs = stack_outputs(json.load(outputs_file))
+    table = Table("service", "variables changed")
+    for service in SERVICES:
+        changed = record_outputs(service, stage_name, outputs)
+        table.add_row(service, ", ".join(sorted(changed)) or "-")
+    console.print(table)
+
+
 @main.command("package")
 @click.argument("services", nargs=-1)
 @click.option("--stage", default="local", show_default=True)

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
@@ -17,8 +18,8 @@ def output_variable(output_name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output_name).upper()
 
 
-def config_path(service: str) -> Path:
-    return SERVICES_DIR / service / ".chalice" / "config.json"
+def config_path(service: str, services_dir: Path = SERVICES_DIR) -> Path:
+    return services_dir / service / ".chalice" / "config.json"
 
 
 def stage_variables(service: str, stage: str) -> dict[str, str]:
@@ -27,9 +28,16 @@ def stage_variables(service: str, stage: str) -> dict[str, str]:
     return dict(config["stages"][stage]["environment_variables"])
 
 
-def record_outputs(service: str, stage: str, outputs: Mapping[str, str]) -> dict[str, str]:
+def stack_outputs(described: Mapping[str, Any]) -> dict[str, str]:
+    """``{name: value}`` from CloudFormation's ``describe-stacks`` answer (or its ``Outputs`` list alone)."""
+    outputs = described["Stacks"][0]["Outputs"] if "Stacks" in described else described["Outputs"]
+    return {output["OutputKey"]: output["OutputValue"] for output in outputs}
+
+
+def record_outputs(service: str, stage: str, outputs: Mapping[str, str],
+                   services_dir: Path = SERVICES_DIR) -> dict[str, str]:
     """Fill the app's ``stage`` variables from stack ``outputs``; returns the variables that changed."""
-    path = config_path(service)
+    path = config_path(service, services_dir)
     config = json.loads(path.read_text())
     variables = config["stages"][stage]["environment_variables"]
     recorded = {output_variable(name): str(value) for name, value in outputs.items()}

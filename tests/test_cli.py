@@ -63,3 +63,26 @@ def _endpoints_for(port: int) -> dict | None:
         return None
     endpoints = json.loads(ENDPOINTS_FILE.read_text())
     return endpoints if endpoints["aws_endpoint_url"].endswith(f":{port}") else None
+
+
+def test_stage_record_outputs_fills_each_apps_stage_from_the_stack(tmp_path: Path) -> None:
+    from amci.stages import SERVICES_DIR, record_outputs, stack_outputs
+
+    services = tmp_path / "services"
+    for config in SERVICES_DIR.glob("*/.chalice/config.json"):
+        target = services / config.relative_to(SERVICES_DIR)
+        target.parent.mkdir(parents=True)
+        target.write_text(config.read_text())
+    described = {"Stacks": [{"Outputs": [
+        {"OutputKey": "StatusTopicArn", "OutputValue": "arn:aws:sns:eu-west-1:111122223333:amci-prod-status"},
+        {"OutputKey": "TenantRequestQueue", "OutputValue": "amci-prod-tenant-requests"},
+        {"OutputKey": "RawBucket", "OutputValue": "amci-prod-raw-111122223333-eu-west-1"}]}]}
+
+    changed = record_outputs("tenant", "prod", stack_outputs(described), services)
+    unchanged = record_outputs("tenant", "prod", stack_outputs(described), services)
+
+    assert changed == {"STATUS_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:amci-prod-status",
+                       "TENANT_REQUEST_QUEUE": "amci-prod-tenant-requests"}  # RAW_BUCKET: not a tenant variable
+    assert unchanged == {}
+    prod = json.loads((services / "tenant/.chalice/config.json").read_text())["stages"]["prod"]
+    assert prod["environment_variables"]["TENANT_REQUEST_QUEUE"] == "amci-prod-tenant-requests"

@@ -86,3 +86,16 @@ def test_what_the_local_cloud_cannot_provision_is_refused_not_dropped(tmp_path: 
     template.write_text("Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      FancyNewFeature: true\n")
     with pytest.raises(ProvisionError, match=r"Q \(AWS::SQS::Queue\): properties not supported locally: FancyNew"):
         provision(template, "t", {}, lambda name: None, "us-east-1", "123456789012")
+
+
+def test_a_busy_port_is_a_clear_error_not_a_hang() -> None:
+    import socket
+
+    from local.cloud import LocalCloud
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"port {port} is in use"):
+            LocalCloud(port=port).start()

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from amci.package import PackagingError, package
-from amci.stages import SERVICES_DIR
+from amci.stages import SERVICES_DIR, stage_variables
 from shared.config import SERVICES
 
 WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
@@ -38,7 +42,32 @@ def test_each_app_packages_with_the_shared_library_and_its_dependencies(
             "pydantic_core/__init__.py"} <= names
     assert not any("__pycache__" in name for name in names)
     assert built.zip_bytes < LAMBDA_ZIP_LIMIT and built.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT
-    assert built.template_path.exists()
+    template = json.loads(built.template_path.read_text())
+    mappings = [event for resource in template["Resources"].values()
+                for event in resource.get("Properties", {}).get("Events", {}).values() if event["Type"] == "SQS"]
+    assert mappings and all(m["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+                            for m in mappings)
+
+
+def test_a_packaged_app_starts_as_it_would_in_lambda(tmp_path: Path, offline_pip: None) -> None:
+    # Unzipped alone, with Lambda's variables set: the deployed start-up path (JSON logs, X-Ray patching).
+    built = package("tenant", "local", tmp_path)
+    with zipfile.ZipFile(built.zip_path) as archive:
+        archive.extractall(tmp_path / "task")
+    env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_FUNCTION_NAME": "amci-tenant-local-on_request",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+           **stage_variables("tenant", "local")}
+    script = ("import logging, app, shared.chalice_app as c; from aws_xray_sdk.core.patcher import _PATCHED_MODULES;"
+              "print(sorted(_PATCHED_MODULES)); logging.getLogger('probe').warning('started')")
+    result = subprocess.run([sys.executable, "-E", "-c", script], cwd=tmp_path / "task", env=env,
+                            capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert printed == ["['botocore', 'requests']"]  # X-Ray patches boto3 through botocore
+    log_lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(log_lines) + 1 == len(result.stdout.splitlines())  # every log line is JSON
+    assert [line["service"] for line in log_lines if line["message"] == "started"] == ["tenant"]  # and only once
 
 
 def test_a_dependency_without_a_lambda_wheel_fails_the_build(

@@ -143,6 +143,20 @@ def test_a_redelivered_request_starts_one_execution_and_sends_one_notification(
     assert sum(1 for n in inbox.received if n.body.get("request_id") == request_id) == 1
 
 
+def test_a_request_id_reused_for_a_different_request_is_rejected(cloud: LocalCloud, inbox: Inbox) -> None:
+    request_id = f"reuse-{uuid.uuid4().hex[:12]}"
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=cloud.request_queue_url("tenant"), MessageBody=json.dumps(
+        {"requestType": "diagnose", "requestId": request_id}))
+    inbox.wait_for(lambda n: _for_request(request_id)(n) and n.attributes["status"] == "SUCCEEDED", timeout_s=60)
+
+    sqs.send_message(QueueUrl=cloud.request_queue_url("tenant"), MessageBody=json.dumps(
+        {"requestType": "diagnose", "requestId": request_id, "repeat": 2}))
+
+    note = inbox.wait_for(lambda n: _for_request(request_id)(n) and n.attributes["status"] == "REJECTED")
+    assert "requestId: expected an id not used before for a different request" in note.body["summary"]
+
+
 @pytest.fixture
 def missing_state_machine(cloud: LocalCloud) -> Iterator[str]:
     """The workflow manager's diagnostics state machine, deleted for the test and restored afterwards."""
