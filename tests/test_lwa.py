@@ -1,0 +1,176 @@
+"""Login with Amazon through the real path: the sandbox's token endpoint and consent page, credentials in the
+local cloud's Secrets Manager, and the HTTP layer's retries."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from local.cloud import LocalCloud
+from shared import aws
+from shared.amazon.errors import AuthorizationFailed, OutOfTime
+from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
+from shared.amazon.lwa import CredentialStore, TokenProvider, exchange_authorization_code
+from shared.amazon.regions import Endpoints, Region
+
+FAST = RetryPolicy(max_attempts=4, base_delay_s=0.05, max_delay_s=0.5)
+
+
+@pytest.fixture
+def endpoints(cloud: LocalCloud) -> Endpoints:
+    return Endpoints(cloud.sandbox.endpoints)
+
+
+@pytest.fixture
+def secret(cloud: LocalCloud) -> Iterator[str]:
+    """A fresh secret holding the sandbox's demo credentials (single-credential layout)."""
+    name = f"amci/local/auth/test-{uuid.uuid4().hex[:8]}"
+    demo = cloud.sandbox.credentials
+    aws.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(
+        {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}))
+    yield name
+    cloud.sandbox.faults.clear()
+
+
+def _provider(name: str, endpoints: Endpoints, auth_id: str | None = None) -> TokenProvider:
+    return TokenProvider(CredentialStore(aws.client("secretsmanager"), name, auth_id), AmazonHttp("lwa", FAST),
+                         endpoints)
+
+
+def _token_calls(cloud: LocalCloud) -> int:
+    return len(cloud.sandbox.requests.where(api="lwa", operation="token", status=200))
+
+
+def _stored(name: str) -> dict:
+    return json.loads(aws.client("secretsmanager").get_secret_value(SecretId=name, VersionStage="AWSCURRENT")[
+        "SecretString"])
+
+
+def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
+        cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
+    before = _token_calls(cloud)
+    first = _provider(secret, endpoints)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(first.access_token())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    another_container = _provider(secret, endpoints)
+
+    assert len(set(results)) == 1 and results[0].startswith("Atza|")
+    assert another_container.access_token() == results[0]
+    assert _token_calls(cloud) - before == 1
+    assert _stored(secret)["access_token"] == results[0]
+    assert cloud.sandbox.lwa.validate(results[0]) is None
+
+
+def test_a_refused_token_is_replaced(cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
+    provider = _provider(secret, endpoints)
+    old = provider.access_token()
+
+    provider.invalidate()
+    new = provider.access_token()
+
+    assert new != old and _stored(secret)["access_token"] == new
+
+
+def test_concurrent_writers_never_lose_an_update(cloud: LocalCloud, secret: str) -> None:
+    def write(writer: int) -> None:
+        store = CredentialStore(aws.client("secretsmanager"), secret)
+        for step in range(5):
+            store.update({f"writer{writer}_step{step}": True})
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    stored = _stored(secret)
+    assert {f"writer{n}_step{s}" for n in range(6) for s in range(5)} <= stored.keys()
+    assert stored["refresh_token"] == cloud.sandbox.credentials["refresh_token"]
+
+
+def test_the_multi_credential_layout_is_read_and_written_per_auth_id(cloud: LocalCloud, endpoints: Endpoints) -> None:
+    name = f"amci/local/auth/multi-{uuid.uuid4().hex[:8]}"
+    demo = cloud.sandbox.credentials
+    creds = {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}
+    aws.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(
+        {"agencyA": creds, "agencyB": {**creds, "refresh_token": "Atzr|not-valid"}}))
+
+    token = _provider(name, endpoints, auth_id="agencyA").access_token()
+
+    stored = _stored(name)
+    assert stored["agencyA"]["access_token"] == token
+    assert "access_token" not in stored["agencyB"]
+    with pytest.raises(AuthorizationFailed, match="invalid_grant"):
+        _provider(name, endpoints, auth_id="agencyB").access_token()
+
+
+def test_missing_credentials_say_what_to_do(cloud: LocalCloud, endpoints: Endpoints) -> None:
+    name = f"amci/local/auth/empty-{uuid.uuid4().hex[:8]}"
+    aws.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps({"client_id": "x"}))
+
+    with pytest.raises(AuthorizationFailed, match="lacks client_secret, refresh_token: store the credentials"):
+        _provider(name, endpoints).access_token()
+
+
+def test_onboarding_exchanges_a_consent_code_once(cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
+    demo = cloud.sandbox.credentials
+    consent = requests.get(f"{endpoints.base('lwa', Region.EU)}/ap/oa", allow_redirects=False, params={
+        "client_id": demo["client_id"], "scope": "advertising::campaign_management", "response_type": "code",
+        "redirect_uri": "https://amazon.com", "state": "s1"}, timeout=10)
+    query = parse_qs(urlsplit(consent.headers["Location"]).query)
+    store = CredentialStore(aws.client("secretsmanager"), secret)
+
+    credentials = exchange_authorization_code(AmazonHttp("lwa", FAST), endpoints, store, demo["client_id"],
+                                              demo["client_secret"], query["code"][0], "https://amazon.com",
+                                              Region.EU)
+
+    assert (consent.status_code, query["state"]) == (302, ["s1"])
+    assert credentials.refresh_token != demo["refresh_token"] and _stored(secret)["refresh_token"] == \
+        credentials.refresh_token
+    assert _provider(secret, endpoints).access_token() == credentials.access_token
+    with pytest.raises(AuthorizationFailed, match="invalid_grant: The request has an invalid grant parameter : code"):
+        exchange_authorization_code(AmazonHttp("lwa", FAST), endpoints, store, demo["client_id"],
+                                    demo["client_secret"], query["code"][0], "https://amazon.com", Region.EU)
+
+
+def test_a_wrong_client_secret_is_invalid_client(cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
+    CredentialStore(aws.client("secretsmanager"), secret).update({"client_secret": "wrong"})
+
+    with pytest.raises(AuthorizationFailed, match="invalid_client: Client authentication failed"):
+        _provider(secret, endpoints).access_token()
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 429, "retry_after": 0.2, "times": 2},
+    {"status": 429, "times": 2},
+    {"status": 503, "times": 3},
+])
+def test_throttling_and_server_errors_are_retried(cloud: LocalCloud, endpoints: Endpoints, secret: str,
+                                                  fault: dict) -> None:
+    cloud.sandbox.faults.add("lwa", "token", **fault)
+    before = len(cloud.sandbox.requests.where(api="lwa", operation="token"))
+
+    assert _provider(secret, endpoints).access_token().startswith("Atza|")
+    assert len(cloud.sandbox.requests.where(api="lwa", operation="token")) - before == fault["times"] + 1
+
+
+def test_an_outage_longer_than_the_time_budget_is_out_of_time(cloud: LocalCloud, endpoints: Endpoints,
+                                                              secret: str) -> None:
+    cloud.sandbox.faults.outage("lwa", seconds=30)
+    patient = RetryPolicy(max_attempts=100, base_delay_s=0.5, max_delay_s=1.0)
+    provider = TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa", patient),
+                             endpoints)
+
+    with pytest.raises(OutOfTime, match="no time left to retry"):
+        provider.access_token(Deadline(2))
