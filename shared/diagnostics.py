@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,9 @@ from shared.config import resource_variables
 from shared.contracts import Request
 from shared.orchestration import execution_name, start_execution
 from shared.requests import RequestContext
+
+if TYPE_CHECKING:
+    from shared.service import Service
 
 log = logging.getLogger(__name__)
 ClientFor = Callable[[str], Any]
@@ -33,7 +36,7 @@ class DependencyUnavailable(Exception):
     """A resource the service is configured to use does not answer."""
 
 
-def start(request: DiagnoseRequest, ctx: RequestContext, service: Any) -> None:
+def start(request: DiagnoseRequest, ctx: RequestContext, service: Service) -> None:
     """Start the diagnostics execution for this request (a redelivery finds the same execution)."""
     payload = {"service": ctx.service, "requestType": ctx.request_type, "requestId": ctx.request_id,
                "remaining": request.repeat, "intervalSeconds": request.intervalSeconds}
