@@ -27,7 +27,7 @@ from local.sandbox.records import RecordedRequest, RequestLog
 
 @dataclass
 class Reply:
-    body: Any = None  # dict/list with a JSON content type -> JSON; bytes or an iterable of bytes -> as is
+    body: Any = None  # a dict, or a list with a JSON content type -> JSON; bytes or an iterable of bytes -> as is
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
@@ -118,7 +118,7 @@ def _method_name(operation: str) -> str:
 
 
 def _response(reply: Reply) -> Response:
-    if isinstance(reply.body, dict | list) and "json" in reply.content_type:
+    if isinstance(reply.body, dict) or (isinstance(reply.body, list) and "json" in reply.content_type):
         return _json_response(reply.status, reply.body, reply.headers, reply.content_type)
     body = reply.body if reply.body is not None else b""
     return Response(body, status=reply.status, headers=reply.headers, content_type=reply.content_type,
