@@ -3,6 +3,7 @@ Lambda Invoke endpoint Step Functions uses."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from datetime import UTC, timedelta
@@ -100,7 +101,7 @@ def test_an_app_schedule_fires_on_its_rate(cloud: LocalCloud) -> None:
     start = len(fired)
     times = wait_until(lambda: len(fired) >= start + 3 and fired[start:], timeout_s=10)
 
-    gaps = {(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)}
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
     assert gaps == {60.0}
 
 
