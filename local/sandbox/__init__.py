@@ -69,6 +69,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        self.amc.stop()
         self._http.stop()
 
     @property

@@ -79,4 +79,4 @@ class FilesApi:
         headers = {"Content-Length": str(stored.size)} if stored.size is not None else {}
         if stored.content_encoding:
             headers["Content-Encoding"] = stored.content_encoding
-        return Reply(stored.chunks(), headers=headers, content_type=stored.content_type)
+        return Reply(iter(stored.chunks()), headers=headers, content_type=stored.content_type)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -55,9 +56,9 @@ class CredentialStore:
         return LwaCredentials(record["client_id"], record["client_secret"], record["refresh_token"],
                               record.get("access_token"), float(record.get("access_token_expires_at") or 0))
 
-    def update(self, changes: Mapping[str, Any], attempts: int = 5) -> None:
+    def update(self, changes: Mapping[str, Any], attempts: int = 10) -> None:
         """Merge ``changes`` into the credential set, without losing a concurrent writer's update."""
-        for _ in range(attempts):
+        for attempt in range(attempts):
             content, version = self._read()
             record = {**self._record(content), **changes}
             merged = {**content, self.auth_id: record} if self._multi(content) else record
@@ -68,6 +69,7 @@ class CredentialStore:
                 return
             except self._secrets.exceptions.ResourceExistsException:
                 log.info("secret changed while updating it; merging again", extra={"secret": self.secret_id})
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # let the writers that collided spread out
         raise AuthorizationFailed("lwa", "update", f"secret {self.secret_id} kept changing; gave up after "
                                   f"{attempts} attempts")
 

@@ -33,7 +33,6 @@ from werkzeug.wrappers import Request
 from local.sandbox.amc import data
 from local.sandbox.amc.state import AmcError, AmcState, AmcTimings, Delivery, Execution, Instance, iso
 from local.sandbox.auth import authorized_client
-from local.sandbox.files import StoredFile
 from local.sandbox.http import Reply, SandboxError
 
 if TYPE_CHECKING:
@@ -208,17 +207,11 @@ class AmcApi:
                 self._ticker.start()
 
     def _tick(self) -> None:
-        while not self._stopped.wait(self.state.timings.tick_s) and self._sandbox_serving():
+        while not self._stopped.wait(self.state.timings.tick_s):
             try:
                 self.state.advance_all()
             except Exception:  # the ticker must outlive any one bad delivery
                 log.exception("AMC sandbox ticker failed; carrying on")
-
-    def _sandbox_serving(self) -> bool:
-        """False once the sandbox's server has stopped: a safety net should :meth:`stop` not be called, so that
-        no delivery outlives the local cloud (whose S3 would then be the real one)."""
-        thread = getattr(getattr(self.sandbox, "_http", None), "_thread", None)
-        return thread is None or thread.is_alive()
 
     def _deliver(self, instance: Instance, execution: Execution, at: float) -> Delivery:
         """Generate the results, keep them for downloadUrls, and put them in the instance's bucket if it has one."""
@@ -229,9 +222,7 @@ class AmcApi:
         base = f"amc/{instance.instance_id}/{execution.execution_id}"
         csv_name, metadata_name = f"{base}/{execution.workflow_id}.csv", f"{base}/metadata.json"
         self.sandbox.files.put_bytes(csv_name, results.csv, "text/csv")
-        metadata = results.metadata(shape, sql)  # chunks as an iterator: http._response JSON-encodes a list body
-        self.sandbox.files.put(metadata_name, StoredFile(lambda: iter([metadata]), "application/json", None,
-                                                         len(metadata)))
+        self.sandbox.files.put_bytes(metadata_name, results.metadata(shape, sql), "application/json")
         key = f"workflow={execution.workflow_id}/schedule=adhoc/{iso(at, millis=True)}-{execution.workflow_id}.csv"
         return Delivery([c.to_api() for c in results.columns], self._to_bucket(instance, key, results.csv),
                         [csv_name], [metadata_name])
