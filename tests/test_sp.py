@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import io
 import json
+import logging
 import threading
 import time
 import uuid
@@ -386,8 +387,6 @@ def test_the_limiter_gives_up_rather_than_outlive_the_deadline() -> None:
 
 
 def test_the_sdk_leaves_logging_alone(client: SpReportsClient) -> None:
-    import logging
-
     client.get_reports([own_type()])
     before = {name: list(logging.getLogger(name).handlers) for name in ("", "spapi", "urllib3")}
     for _ in range(20):

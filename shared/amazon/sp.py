@@ -298,8 +298,9 @@ class SpReportsClient:
 
     def _find_created(self, spec: ReportSpecification, region: Region, since: datetime,
                       deadline: Deadline | None) -> str | None:
-        """The report an ambiguous createReport made, if it made one: looked for once the request can no longer
-        be in progress, among the reports created since just before the first attempt."""
+        """The report an ambiguous createReport made, if it made one: looked for after ``settle_s`` (the request
+        may still be in progress on Amazon's side), among the reports created since just before the first attempt
+        whose type, marketplaces and times match (another identical request's report would do as well)."""
         if deadline is None or deadline.allows(self.settle_s):
             self._sleep(self.settle_s)
         for report in self.iter_reports([spec.report_type], region=region, deadline=deadline,
