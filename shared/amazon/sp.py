@@ -56,6 +56,7 @@ DOCUMENTED_LIMITS: Mapping[str, tuple[float, float]] = {
 HEADROOM = 0.9  # the client refills at 90% of the rate: jitter in transit must not turn a full bucket into a 429
 CLOCK_SKEW = timedelta(minutes=2)  # how far our clock may run ahead of Amazon's when looking for a created report
 SETTLE_S = 2.0  # after an ambiguous creation, how long the request may still be in progress on Amazon's side
+POOL_SIZE = 100  # connections kept per host: concurrent callers beyond it would each open and drop one (and warn)
 
 
 class ProcessingStatus(StrEnum):
@@ -481,6 +482,7 @@ def _reports_api(host: str, token_source: _TokenSource) -> Any:
     sdk = _sdk()
     configuration = sdk.Configuration()
     configuration.host = host
+    configuration.connection_pool_maxsize = POOL_SIZE
     configuration.access_token_cache = None  # given after: ApiClient() would fetch a token while being built
     client = sdk.ApiClient(configuration)
     configuration.access_token_cache = token_source
