@@ -23,13 +23,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 import requests
 
 from shared.amazon.errors import AmazonApiError, Duplicate, InvalidRequest, NotFound, Unauthorized
 from shared.amazon.http import AmazonHttp, AmbiguousFailure, Deadline
-from shared.amazon.lwa import BearerAuth
+from shared.amazon.lwa import BearerAuth, TokenProvider
 from shared.amazon.regions import Endpoints, Region, region_of
 
 log = logging.getLogger(__name__)
@@ -57,17 +57,6 @@ class ReportFailed(AmazonApiError):
 
 class ReportUrlExpired(Unauthorized):
     """The report's download URL was refused (expired), even after asking for a fresh one."""
-
-
-class Tokens(Protocol):
-    """What :class:`~shared.amazon.lwa.TokenProvider` offers: an access token and the app's client id."""
-
-    @property
-    def client_id(self) -> str: ...
-
-    def access_token(self, deadline: Deadline | None = None) -> str: ...
-
-    def invalidate(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -191,7 +180,8 @@ class AdsClient:
     of ``shared.amazon.errors`` (:class:`OutOfTime` when the budget runs out while waiting to retry).
     """
 
-    def __init__(self, tokens: Tokens, endpoints: Endpoints | None = None, http: AmazonHttp | None = None) -> None:
+    def __init__(self, tokens: TokenProvider, endpoints: Endpoints | None = None,
+                 http: AmazonHttp | None = None) -> None:
         self._tokens = tokens
         self._endpoints = endpoints or Endpoints.from_env()
         self.http = http or AmazonHttp("ads")
@@ -286,7 +276,7 @@ class AdsClient:
             return None
 
     def _auth(self, deadline: Deadline | None) -> BearerAuth:
-        return BearerAuth(self._tokens, deadline)  # type: ignore[arg-type]  # any Tokens will do
+        return BearerAuth(self._tokens, deadline)
 
     def _base(self, region: Region) -> str:
         return self._endpoints.base("ads", region)

@@ -99,7 +99,7 @@ class AmazonHttp:
                 auth.invalidate()  # the token expired or was revoked: one fresh token, then the same request
                 refreshed = True
                 continue
-            if not _retryable(error, idempotent) or attempt >= self.policy.max_attempts:
+            if not retryable(error, idempotent) or attempt >= self.policy.max_attempts:
                 raise error
             self.wait(operation, attempt, error, deadline)
 
@@ -194,7 +194,8 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
-def _retryable(error: AmazonApiError, idempotent: bool) -> bool:
+def retryable(error: AmazonApiError, idempotent: bool) -> bool:
+    """Whether a failed call may be sent again: a 429 always; a server error only when idempotent (or unsent)."""
     if error.status == 429:
         return True
     return isinstance(error, ServerError) and not isinstance(error, AmbiguousFailure) and (

@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import SimpleNamespace
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from shared import USER_AGENT
 from shared.amazon.errors import AmazonApiError, OutOfTime, ServerError
-from shared.amazon.http import AmazonHttp, AmbiguousFailure, Deadline, RetryPolicy, _retryable, create_once, error_from
+from shared.amazon.http import AmazonHttp, AmbiguousFailure, Deadline, RetryPolicy, create_once, error_from, retryable
+from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region, marketplace_region
 
 log = logging.getLogger(__name__)
@@ -181,14 +182,6 @@ LIMITER = RateLimiter()  # every client in the process shares it, as they share 
 
 # -- the client ---------------------------------------------------------------------------------------------------
 
-class Tokens(Protocol):
-    """Access tokens: :class:`shared.amazon.lwa.TokenProvider`."""
-
-    def access_token(self, deadline: Deadline | None = None) -> str: ...
-
-    def invalidate(self) -> None: ...
-
-
 class SpReportsClient:
     """Reports 2021-06-30 for one credential set; thread-safe.
 
@@ -198,7 +191,7 @@ class SpReportsClient:
     when Login with Amazon refuses the credentials.
     """
 
-    def __init__(self, tokens: Tokens, endpoints: Endpoints | None = None, region: Region | None = None, *,
+    def __init__(self, tokens: TokenProvider, endpoints: Endpoints | None = None, region: Region | None = None, *,
                  policy: RetryPolicy | None = None, limiter: RateLimiter | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                  settle_s: float = SETTLE_S) -> None:
@@ -329,7 +322,7 @@ class SpReportsClient:
                 self.tokens.invalidate()  # expired or revoked: one fresh token, then the same request
                 refreshed = True
                 continue
-            if not _retryable(outcome, idempotent) or attempt >= self.http.policy.max_attempts:
+            if not retryable(outcome, idempotent) or attempt >= self.http.policy.max_attempts:
                 raise outcome
             self.http.wait(operation, attempt, outcome, deadline)
 
@@ -383,7 +376,7 @@ class SpReportsClient:
 class _TokenSource:
     """The SDK's ``access_token_cache``: our token provider, within the calling thread's time budget."""
 
-    def __init__(self, tokens: Tokens) -> None:
+    def __init__(self, tokens: TokenProvider) -> None:
         self._tokens = tokens
         self.local = threading.local()
 
