@@ -19,7 +19,16 @@ from typing import Any
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar("amci_log_context", default={})  # noqa: B039 (never mutated)
 SECRET_KEY = re.compile(r"secret|token|password|authorization|credential|refresh|api_?key|signature", re.I)
-_PRESIGNED = re.compile(r"(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=[^&\s\"']+", re.I)
+# What gives a secret away inside free text (a library's debug line, an error message, a response body):
+_SCRUBS = [
+    (re.compile(r"(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=[^&\s\"'\\]+", re.I), r"\1=***"),
+    (re.compile(r"\bAtz[ar]\|[^\s\"'\\,&]+"), "Atz*|***"),  # Login with Amazon access and refresh tokens
+    (re.compile(r"\b(Bearer)\s+[^\s\"'\\,]+", re.I), r"\1 ***"),
+    # "client_secret": "...", however deeply its quotes are escaped (a JSON body inside a repr inside a message)
+    (re.compile(r"((?:\\*[\"'])?[\w.-]*(?:secret|token|password|credential)[\w.-]*(?:\\*[\"'])?\s*[:=]\s*"
+                r"\\*[\"'])[^\"'\\]*", re.I), r"\1***"),
+    (re.compile(r"\b((?:client_secret|refresh_token|access_token|code)=)[^&\s\"']+", re.I), r"\1***"),  # forms
+]
 _STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 MASK = "***"
 
@@ -31,8 +40,15 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _PRESIGNED.sub(lambda m: f"{m.group(1)}={MASK}", value)
+        return scrub(value)
     return value
+
+
+def scrub(text: str) -> str:
+    """``text`` with tokens, secrets and pre-signed signatures masked wherever they appear."""
+    for pattern, replacement in _SCRUBS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 @contextmanager
@@ -61,7 +77,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": _PRESIGNED.sub(lambda m: f"{m.group(1)}={MASK}", message),
+            "message": scrub(message),
         }
         if self.service:
             line["service"] = self.service
