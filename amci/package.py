@@ -75,15 +75,22 @@ def _verified(service: str, project_dir: Path, target: Path) -> Package:
     with zipfile.ZipFile(zip_path) as archive:
         names = set(archive.namelist())
         unzipped = sum(info.file_size for info in archive.infolist())
-    expected = {"app.py", "shared/__init__.py"} | {f"{module}/__init__.py" for module in _requirements(project_dir)}
-    absent = sorted(expected - names)
+    lowered = {name.lower() for name in names}
+    absent = sorted({"app.py", "shared/__init__.py"} - names)
+    absent += [f"{distribution} (no {prefix}*.dist-info)" for distribution, prefix in _requirements(project_dir)
+               if not any(name.startswith(prefix) and ".dist-info/" in name for name in lowered)]
     if absent:
         raise PackagingError(f"{service}: the package lacks {', '.join(absent)}")
     return Package(service, target, zip_path.stat().st_size, unzipped)
 
 
-def _requirements(project_dir: Path) -> list[str]:
-    """Import names of the app's requirements (``aws-xray-sdk==2.15.0`` -> ``aws_xray_sdk``)."""
-    lines = (project_dir / "requirements.txt").read_text().splitlines()
-    names = [re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0] for line in lines]
-    return [name.lower().replace("-", "_") for name in names if name and not name.startswith("#")]
+def _requirements(project_dir: Path) -> list[tuple[str, str]]:
+    """Each requirement and the prefix of its ``.dist-info`` folder in a package (``aws-xray-sdk==2.15.0`` ->
+    ``aws_xray_sdk-2.15.0``; unpinned: ``aws_xray_sdk-``), which names the distribution whatever it imports as."""
+    found = []
+    for line in (project_dir / "requirements.txt").read_text().splitlines():
+        match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:==\s*([A-Za-z0-9.+!-]+))?", line)
+        if match and not line.lstrip().startswith("#"):
+            name = re.sub(r"[-_.]+", "_", match.group(1)).lower()
+            found.append((line.strip(), f"{name}-{match.group(2) or ''}".lower()))
+    return found
