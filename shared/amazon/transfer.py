@@ -1,10 +1,11 @@
 """Copy a report or result file from a URL (an Amazon pre-signed download URL) into S3, in constant memory.
 
-The body is read from the wire in 1 MiB chunks and uploaded one part at a time (multipart upload), so memory
-is bounded by the part size whatever the file's size: at most ``concurrency + 2`` parts are held at once.
-Each part carries ``Content-MD5``, so S3 checks it; the size read is checked against ``Content-Length`` and
-the final ETag against the parts' MD5s. Any failure aborts the multipart upload: nothing is left behind.
-A file smaller than one part goes with a single ``put_object``.
+The body is read from the wire in 1 MiB chunks and uploaded part by part (multipart upload, ``concurrency`` parts
+uploading while the next one is read), so memory is bounded by the part size whatever the file's size: at most
+``concurrency + 2`` parts are held at once. Each part carries ``Content-MD5``, so S3 checks it; the size read is
+checked against ``Content-Length``, and the final ETag against the parts' MD5s wherever S3 makes it an MD5 (not
+under SSE-KMS or SSE-C, where AWS's ETag is opaque and the parts' checks stand alone). Any failure aborts the
+multipart upload: nothing is left behind. A file smaller than one part goes with a single ``put_object``.
 
 Compression. The body is always read as the bytes on the wire (``response.raw.stream(decode_content=False)``,
 never ``iter_content``, which would let urllib3 decode ``Content-Encoding`` with no bound on its output and
