@@ -115,6 +115,9 @@ def _check_bucket(p: dict, created: dict) -> None:
     assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == \
         p["PublicAccessBlockConfiguration"]
     assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"] == p["OwnershipControls"]
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert [(r["ID"], r["Status"], r["AbortIncompleteMultipartUpload"]) for r in rules] == [
+        (r["Id"], r["Status"], r["AbortIncompleteMultipartUpload"]) for r in p["LifecycleConfiguration"]["Rules"]]
     # moto's GetBucketNotificationConfiguration omits EventBridgeConfiguration, so ask its backend; that events
     # really flow is shown in test_event_sources.py.
     configuration = s3_backends[ACCOUNT_ID]["aws"].get_bucket(bucket).notification_configuration
