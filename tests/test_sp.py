@@ -1,5 +1,5 @@
 """Selling Partner API Reports: the client (shared/amazon/sp.py) against the sandbox (local/sandbox/sp/), and both
-against Amazon's model (specs/reports_2021-06-30.json) and the Sales and Traffic schema.
+against Amazon's model (tests/specs/reports_2021-06-30.json) and the Sales and Traffic schema.
 
 The sandbox is shared by the whole session: every test that changes its timings, limits or faults goes through a
 fixture that restores them, and tests that count reports use a report type of their own.
@@ -37,7 +37,7 @@ from shared.amazon.regions import Endpoints, Region
 from shared.amazon.sp import ProcessingStatus, Report, SpReportsClient
 from tests.support import wait_until
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "specs"
+SPECS = Path(__file__).resolve().parent / "specs"  # Amazon's models, see specs/README.md
 MODEL = json.loads((SPECS / "reports_2021-06-30.json").read_text())
 SALES_AND_TRAFFIC_SCHEMA = json.loads((SPECS / "sellerSalesAndTrafficReport.json").read_text())
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
