@@ -93,6 +93,7 @@ class LocalCloud:
                 "Stage": STAGE, "ArtifactBucket": f"amci-{STAGE}-artifacts", **self.parameters},
                 aws.client, REGION, ACCOUNT_ID)
             self._lap("provisioning", started)
+            self._create_artifact_bucket()
             self._store_demo_credentials()
             self._load_apps()
             undo.callback(self._stop_event_sources)
@@ -179,6 +180,10 @@ class LocalCloud:
         if self.sandbox_port is not None:
             return self.sandbox_port
         return 0 if self.port == 0 else self.port + 1
+
+    def _create_artifact_bucket(self) -> None:
+        """The deploy's artifact bucket (state machine definitions, tenants' bucket-owner templates)."""
+        aws.client("s3").create_bucket(Bucket=self.outputs["ArtifactBucket"])
 
     def _store_demo_credentials(self) -> None:
         """The default credential set is the sandbox's demo app, so every service can call Amazon at once."""

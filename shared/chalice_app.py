@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice import Blueprint, Chalice
 
 from shared import aws, diagnostics, runtime
 from shared.logs import bind
+from shared.requests import Classifier, by_request_type
 from shared.service import Service, ServiceHandler
 from shared.status import StatusPublisher, state_machine_outcome
+
+S = TypeVar("S", bound=Service)
 
 tasks = Blueprint(__name__)
 runtime.init()
@@ -37,12 +40,14 @@ def notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"status": str(message.status), "messageId": message_id}
 
 
-def service_app(service: str, routes: Iterable[tuple[type, ServiceHandler]]) -> tuple[Chalice, Service]:
-    """The Chalice app of ``service`` (``amci-<service>``) with the shared tasks, and its request wiring.
+def service_app(service: str, routes: Iterable[tuple[type, ServiceHandler]], service_type: type[S] = Service,
+                classify: Classifier = by_request_type) -> tuple[Chalice, S]:
+    """The Chalice app of ``service`` (``amci-<service>``) with the shared tasks, and its request wiring
+    (``service_type``: a :class:`Service` with the service's own dependencies).
 
     Every service answers ``diagnose`` requests besides its own ``routes``.
     """
     app = Chalice(app_name=f"amci-{service.replace('_', '-')}", configure_logs=False)
     app.register_blueprint(tasks)
     runtime.init(service)
-    return app, Service(service, [(diagnostics.DiagnoseRequest, diagnostics.start), *routes])
+    return app, service_type(service, [(diagnostics.DiagnoseRequest, diagnostics.start), *routes], classify)

@@ -28,8 +28,8 @@ class Service:
     def settings(self) -> ServiceSettings:
         return ServiceSettings.from_env(self.name)
 
-    def client(self, aws_service: str) -> Any:
-        return aws.client(aws_service)
+    def client(self, aws_service: str, region: str | None = None) -> Any:
+        return aws.client(aws_service, region)
 
     @cached_property
     def publisher(self) -> StatusPublisher:

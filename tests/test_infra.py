@@ -150,7 +150,11 @@ def _check_table(p: dict, created: dict) -> None:
     assert table["SSEDescription"]["Status"] == "ENABLED"
     assert table["SSEDescription"]["KMSMasterKeyArn"].endswith(p["SSESpecification"]["KMSMasterKeyId"])
     ttl = ddb.describe_time_to_live(TableName=p["TableName"])["TimeToLiveDescription"]
-    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", p["TimeToLiveSpecification"]["AttributeName"])
+    if "TimeToLiveSpecification" in p:
+        assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED",
+                                                                   p["TimeToLiveSpecification"]["AttributeName"])
+    else:
+        assert ttl["TimeToLiveStatus"] == "DISABLED"
     backups = ddb.describe_continuous_backups(TableName=p["TableName"])["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
 
@@ -175,7 +179,7 @@ def _check_role(p: dict, created: dict) -> None:
     iam = aws.client("iam")
     role = iam.get_role(RoleName=created["Ref"])["Role"]
     assert role["AssumeRolePolicyDocument"] == p["AssumeRolePolicyDocument"]
-    for policy in p["Policies"]:
+    for policy in p.get("Policies", []):
         stored = iam.get_role_policy(RoleName=created["Ref"], PolicyName=policy["PolicyName"])["PolicyDocument"]
         assert stored == policy["PolicyDocument"]
 

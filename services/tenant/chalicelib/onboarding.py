@@ -1,0 +1,135 @@
+"""The onboarding state machine's tasks: deploy the tenant's stacks, check them, wire and register the tenant.
+
+Each task takes the execution's state (``tenant``, ``stacks``...) and returns it updated. Stack operations are
+idempotent: an unchanged template is not sent again, so a redelivered request makes no second stack operation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import stacks
+from chalicelib.model import Pattern, Platform, Tenant
+from chalicelib.registry import ACTIVE, FAILED, Registry, grant_lake_access, subscribe_email
+from shared.aws import error_code
+
+log = logging.getLogger(__name__)
+ClientFor = Callable[..., Any]  # aws.client(service, region)
+_DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
+_BUSY_SUFFIX = "_IN_PROGRESS"
+
+
+class StackBusy(Exception):
+    """A stack operation is under way; Step Functions retries the task later."""
+
+
+class StackFailed(Exception):
+    """A tenant stack could not be created or updated."""
+
+
+def deploy(state: dict[str, Any], platform: Platform, client_for: ClientFor) -> dict[str, Any]:
+    """Create or update each of the tenant's stacks (skipping unchanged ones)."""
+    tenant = Tenant.from_json(state["tenant"])
+    deployed = []
+    for region, template in stacks.templates(tenant, platform).items():
+        name = tenant.stack_name(platform, region)
+        operation = _create_or_update(client_for("cloudformation", region), name, template, tenant)
+        deployed.append({"region": region, "name": name, "operation": operation})
+        log.info("tenant stack", extra={"stack": name, "operation": operation})
+    return {**state, "stacks": deployed, "checks": 0, "stacksStatus": "IN_PROGRESS"}
+
+
+def check(state: dict[str, Any], client_for: ClientFor) -> dict[str, Any]:
+    """Whether every stack is done; raise StackFailed with CloudFormation's reason when one failed."""
+    statuses = [_status(client_for("cloudformation", s["region"]), s["name"]) for s in state["stacks"]]
+    done = all(status in _DONE for status in statuses)
+    return {**state, "checks": int(state.get("checks", 0)) + 1, "stacksStatus": "COMPLETE" if done else "IN_PROGRESS"}
+
+
+def register(state: dict[str, Any], platform: Platform, registry: Registry, client_for: ClientFor,
+             status_topic_arn: str) -> dict[str, Any]:
+    """Wire an existing bucket, register the tenant for every service, grant its lake access; the summary."""
+    tenant = Tenant.from_json(state["tenant"])
+    if tenant.pattern is Pattern.EXISTING_BUCKET:
+        wire_existing_bucket(client_for("s3", tenant.bucket_region), tenant)
+    owner_template = None
+    if tenant.pattern is Pattern.CROSS_ACCOUNT:
+        owner_template = _publish_owner_template(client_for("s3", None), tenant, platform)
+    registry.register(tenant, platform)
+    database = grant_lake_access(client_for("glue", None), client_for("lakeformation", None), tenant, platform)
+    previous = registry.get(tenant.customer_id) or {}
+    subscription = previous.get("emailSubscriptionArn")
+    if tenant.notification_email and previous.get("notificationEmail") != tenant.notification_email:
+        subscription = subscribe_email(client_for("sns", None), status_topic_arn, tenant)
+    registry.mark(tenant, ACTIVE, state["requestId"], database=database, ownerTemplate=owner_template,
+                  emailSubscriptionArn=subscription, stacks=[s["name"] for s in state["stacks"]])
+    summary = f"tenant {tenant.customer_id} onboarded: s3://{tenant.bucket_name} ({tenant.pattern}) feeds the lake"
+    if owner_template:
+        summary += f"; the bucket owner must deploy {owner_template}"
+    return {**state, "summary": summary, "database": database, "bucketOwnerTemplate": owner_template}
+
+
+def mark_failed(state: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    tenant = Tenant.from_json(state["tenant"])
+    reason = state.get("error", {})
+    registry.mark(tenant, FAILED, state["requestId"], failure=f"{reason.get('Error')}: {reason.get('Cause')}"[:1000])
+    return state
+
+
+def wire_existing_bucket(s3: Any, tenant: Tenant) -> None:
+    """What the data lake needs from a bucket the platform did not create: EventBridge notifications on (the
+    AWS Solution's issue #10: results in an existing bucket were never processed) and AMC's delivery statement.
+    Other notification targets and policy statements are kept."""
+    configuration = s3.get_bucket_notification_configuration(Bucket=tenant.bucket_name)
+    configuration.pop("ResponseMetadata", None)
+    configuration["EventBridgeConfiguration"] = {}
+    s3.put_bucket_notification_configuration(Bucket=tenant.bucket_name, NotificationConfiguration=configuration)
+    try:
+        policy = json.loads(s3.get_bucket_policy(Bucket=tenant.bucket_name)["Policy"])
+    except s3.exceptions.ClientError as exc:
+        if error_code(exc) != "NoSuchBucketPolicy":
+            raise
+        policy = {"Version": "2012-10-17", "Statement": []}
+    statements = [s for s in policy["Statement"] if s.get("Sid") != stacks.DELIVERY_SID]
+    policy["Statement"] = [*statements, stacks.delivery_statement(tenant)]
+    s3.put_bucket_policy(Bucket=tenant.bucket_name, Policy=json.dumps(policy))
+
+
+def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], tenant: Tenant) -> str:
+    body = json.dumps(template, sort_keys=True)
+    tags = [{"Key": "amci:tenant", "Value": tenant.customer_id}, {"Key": "amci:service", "Value": "tenant"}]
+    try:
+        current = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except cloudformation.exceptions.ClientError as exc:
+        if error_code(exc) != "ValidationError":  # CloudFormation's answer for a stack that does not exist
+            raise
+        cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
+        return "CREATE"
+    status = current["StackStatus"]
+    if status.endswith(_BUSY_SUFFIX):
+        raise StackBusy(f"stack {name} is {status}")
+    if status == "DELETE_COMPLETE":
+        cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
+        return "CREATE"
+    if json.loads(cloudformation.get_template(StackName=name)["TemplateBody"]) == template:
+        return "UNCHANGED"
+    cloudformation.update_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
+    return "UPDATE"
+
+
+def _status(cloudformation: Any, name: str) -> str:
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    status = stack["StackStatus"]
+    if status in _DONE or status.endswith(_BUSY_SUFFIX):
+        return status
+    raise StackFailed(f"stack {name} is {status}: {stack.get('StackStatusReason', 'see its events')}")
+
+
+def _publish_owner_template(s3: Any, tenant: Tenant, platform: Platform) -> str:
+    key = f"tenants/{tenant.customer_id}/bucket-owner-template.json"
+    s3.put_object(Bucket=platform.artifact_bucket, Key=key, ContentType="application/json",
+                  Body=json.dumps(stacks.bucket_owner_template(tenant, platform), indent=2).encode())
+    return f"s3://{platform.artifact_bucket}/{key}"

@@ -1,0 +1,121 @@
+"""The tenant service's requests: what each one checks, starts or answers.
+
+Checks that need the platform (is the bucket there, is it someone else's) happen here, before anything is
+created, so a rejected request leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from chalicelib.contracts import AddTenant, GetTenant, ListTenants, OffboardTenant, UpdateTenant
+from chalicelib.model import Pattern, Platform, Tenant
+from chalicelib.registry import OFFBOARDED, ONBOARDING, Registry, revoke_lake_access
+from shared.aws import error_code
+from shared.contracts import ContractError, FieldError
+from shared.orchestration import execution_name, start_execution
+from shared.requests import RequestContext
+from shared.status import Status, StatusMessage
+
+log = logging.getLogger(__name__)
+CHECKS_ALLOWED = 120  # checks of the stacks, waitSeconds apart, before onboarding gives up
+WAIT_SECONDS = 5
+
+
+def add(request: AddTenant, ctx: RequestContext, deps: Any) -> None:
+    """Start onboarding (or updating in place) the tenant."""
+    platform, registry = deps.platform, deps.registry
+    tenant = Tenant.from_request(request.customer_details, platform)
+    _check(tenant, request, platform, registry, deps.client("s3"))
+    registry.mark(tenant, ONBOARDING, ctx.request_id)
+    state = {"service": ctx.service, "requestType": ctx.request_type, "requestId": ctx.request_id,
+             "tenantId": tenant.customer_id, "tenant": tenant.to_json(), "waitSeconds": WAIT_SECONDS,
+             "maxChecks": CHECKS_ALLOWED}
+    arn, started = start_execution(deps.client("stepfunctions"), deps.settings.state_machine_arn("onboarding"),
+                                   execution_name(ctx.request_type, tenant.customer_id, ctx.request_id), state)
+    log.info("onboarding started" if started else "onboarding already running", extra={"execution": arn})
+
+
+def get(request: GetTenant, ctx: RequestContext, deps: Any) -> None:
+    record = _existing(deps.registry, request.customer_id)
+    deps.publisher.publish(StatusMessage(service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED,
+                                         tenant_id=request.customer_id, request_id=ctx.request_id,
+                                         summary=f"tenant {request.customer_id} is {record['status']}",
+                                         details={"tenant": _public(record)}))
+
+
+def list_all(request: ListTenants, ctx: RequestContext, deps: Any) -> None:
+    records = deps.registry.list()
+    deps.publisher.publish(StatusMessage(service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED,
+                                         request_id=ctx.request_id, summary=f"{len(records)} tenants",
+                                         details={"tenants": [_public(r) for r in records]}))
+
+
+def offboard(request: OffboardTenant, ctx: RequestContext, deps: Any) -> None:
+    """Remove the tenant's schedules, configuration, grants, notification address and stacks; keep its bucket and
+    data (the bucket and its key are retained by the stack). Offboarding an offboarded tenant changes nothing."""
+    record = _existing(deps.registry, request.customer_id)
+    platform, tenant = deps.platform, Tenant.from_json(record["tenant"])
+    if record["status"] != OFFBOARDED:
+        _delete_schedule_group(deps.client("scheduler"), tenant.schedule_group(platform))
+        deps.registry.unregister(record)
+        if record.get("database"):
+            revoke_lake_access(deps.client("lakeformation"), record["database"], platform)
+        if record.get("emailSubscriptionArn", "").startswith("arn:"):
+            deps.client("sns").unsubscribe(SubscriptionArn=record["emailSubscriptionArn"])
+        for name in record.get("stacks", []):
+            region = tenant.bucket_region if name.endswith(f"-{tenant.bucket_region}") else platform.region
+            deps.client("cloudformation", region).delete_stack(StackName=name)
+        deps.registry.mark(tenant, OFFBOARDED, ctx.request_id, database=record.get("database"))
+    deps.publisher.publish(StatusMessage(
+        service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED, tenant_id=tenant.customer_id,
+        request_id=ctx.request_id, summary=f"tenant {tenant.customer_id} offboarded; s3://{tenant.bucket_name} "
+                                           "and its data are kept"))
+
+
+def _check(tenant: Tenant, request: AddTenant, platform: Platform, registry: Registry, s3: Any) -> None:
+    errors = []
+    owner = registry.bucket_owner(tenant.bucket_name)
+    if owner not in (None, tenant.customer_id):
+        errors.append(FieldError("customer_details.amc.bucket_name", f"a bucket no other tenant uses ({owner} does)",
+                                 tenant.bucket_name))
+    if isinstance(request, UpdateTenant) and registry.get(tenant.customer_id) is None:
+        errors.append(FieldError("customer_details.customer_id", "an onboarded tenant (use addTenant to add one)",
+                                 tenant.customer_id))
+    if not tenant.bucket_exists and tenant.pattern is Pattern.CROSS_ACCOUNT:
+        errors.append(FieldError("customer_details.bucket_exists", "true for a bucket of another account: the "
+                                 "platform creates buckets only in its own account", False))
+    if tenant.pattern is Pattern.EXISTING_BUCKET and not _bucket_exists(s3, tenant.bucket_name):
+        errors.append(FieldError("customer_details.amc.bucket_name", "an existing bucket of this account "
+                                 "(bucket_exists is true); set bucket_exists to false to have it created",
+                                 tenant.bucket_name))
+    if errors:
+        raise ContractError(request.request_type, errors)
+
+
+def _bucket_exists(s3: Any, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except s3.exceptions.ClientError as exc:
+        if error_code(exc) in ("404", "NoSuchBucket", "403"):
+            return False
+        raise
+
+
+def _existing(registry: Registry, customer_id: str) -> dict[str, Any]:
+    record = registry.get(customer_id)
+    if record is None:
+        raise ContractError("tenant", [FieldError("customer_id", "an onboarded tenant", customer_id)])
+    return record
+
+
+def _delete_schedule_group(scheduler: Any, group: str) -> None:
+    with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):  # none yet, or already gone
+        scheduler.delete_schedule_group(Name=group)  # deletes the group's schedules with it
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("tenant", "emailSubscriptionArn")}
