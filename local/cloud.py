@@ -9,7 +9,8 @@ Pieces, in the order :meth:`LocalCloud.start` assembles them:
    records them into ``.chalice/config.json`` (``local/apps.py``);
 5. event sources: an SQS poller per ``on_sqs_message`` (``local/sqs.py``), the scheduler for ``@app.schedule``
    and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
-   (``local/athena.py``);
+   (``local/athena.py``); stacks created through the CloudFormation API made to apply what moto skips
+   (``local/cloudformation.py``);
 6. the Amazon API sandbox (``local/sandbox/``), which every function reaches through ``AMAZON_API_ENDPOINTS``,
    and whose demo credentials fill the default credential secret;
 7. ``.local/endpoints.json`` for other processes.
@@ -35,6 +36,7 @@ from amci.stages import output_variable
 from local import environ
 from local.apps import SERVICES_DIR, LoadedApp, load_app
 from local.athena import AthenaOnDuckDB
+from local.cloudformation import CloudFormationPatch
 from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
@@ -241,6 +243,8 @@ class LocalCloud:
         self.glue.install()
         self.athena = AthenaOnDuckDB(aws.client("glue"), self.aws_endpoint_url, REGION)
         self.athena.install()
+        self.cloudformation = CloudFormationPatch()
+        self.cloudformation.install()
         for poller in self.pollers:
             poller.start()
         self.scheduler.start()
@@ -252,6 +256,7 @@ class LocalCloud:
         self.scheduler.join(timeout=5)
         self.glue.uninstall()
         self.athena.uninstall()
+        self.cloudformation.uninstall()
 
     def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:
         queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]

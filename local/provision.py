@@ -127,20 +127,31 @@ def _sqs_queue(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     return {"Ref": url, "QueueUrl": url, "Arn": arn, "QueueName": arn.rsplit(":", 1)[1]}
 
 
-def _sqs_queue_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+def put_queue_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """Apply an AWS::SQS::QueuePolicy to its existing queues."""
     p = _take(p, {"Queues", "PolicyDocument"})
     for url in p["Queues"]:
         c("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(p["PolicyDocument"])})
     return {"Ref": name}
 
 
+BUCKET_SETTINGS = {"BucketEncryption", "VersioningConfiguration", "PublicAccessBlockConfiguration", "OwnershipControls",
+                   "NotificationConfiguration", "LifecycleConfiguration", "LoggingConfiguration"}
+
+
 def _s3_bucket(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
-    p = _take(p, {"BucketName", "BucketEncryption", "VersioningConfiguration", "PublicAccessBlockConfiguration",
-                  "OwnershipControls", "NotificationConfiguration", "LifecycleConfiguration"})
     s3, bucket = c("s3"), p.get("BucketName", name.lower())
     region = s3.meta.region_name
     s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else {
         "CreateBucketConfiguration": {"LocationConstraint": region}}))
+    apply_bucket_settings(bucket, p, s3)
+    return {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}
+
+
+def apply_bucket_settings(bucket: str, p: Mapping[str, Any], s3: Any) -> None:
+    """Apply an AWS::S3::Bucket's properties to an existing bucket (also for stacks moto's CloudFormation creates,
+    which applies only the encryption); raise on a property not applied here."""
+    _take(dict(p), BUCKET_SETTINGS | {"BucketName"})
     if "BucketEncryption" in p:
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
             "Rules": [_encryption_rule(rule) for rule in p["BucketEncryption"]["ServerSideEncryptionConfiguration"]]})
@@ -153,10 +164,19 @@ def _s3_bucket(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     if "LifecycleConfiguration" in p:
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={
             "Rules": [_lifecycle_rule(rule) for rule in p["LifecycleConfiguration"]["Rules"]]})
+    if "LoggingConfiguration" in p:
+        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={
+            "LoggingEnabled": _logging(p["LoggingConfiguration"])})
     if "NotificationConfiguration" in p:
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=_notifications(
             p["NotificationConfiguration"]))
-    return {"Ref": bucket, "Arn": f"arn:aws:s3:::{bucket}", "DomainName": f"{bucket}.s3.amazonaws.com"}
+
+
+def _logging(config: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(config) - {"DestinationBucketName", "LogFilePrefix"}
+    if unknown:
+        raise ProvisionError(f"logging fields not supported locally: {', '.join(sorted(unknown))}")
+    return {"TargetBucket": config["DestinationBucketName"], "TargetPrefix": config.get("LogFilePrefix", "")}
 
 
 def _encryption_rule(rule: dict[str, Any]) -> dict[str, Any]:
@@ -184,7 +204,8 @@ def _notifications(config: dict[str, Any]) -> dict[str, Any]:
     return {"EventBridgeConfiguration": {}} if config["EventBridgeConfiguration"].get("EventBridgeEnabled") else {}
 
 
-def _s3_bucket_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+def put_bucket_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """Apply an AWS::S3::BucketPolicy to its existing bucket, minus what moto cannot enforce."""
     p = _take(p, {"Bucket", "PolicyDocument"})
     document = local_bucket_policy(p["PolicyDocument"])
     if document["Statement"]:
@@ -194,8 +215,10 @@ def _s3_bucket_policy(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any
 
 def local_bucket_policy(document: dict[str, Any]) -> dict[str, Any]:
     """The statements moto can enforce: it evaluates bucket policies but ignores their Conditions, so a
-    conditional Deny (e.g. of non-TLS requests) would deny everything. Those stay AWS-only."""
-    return {**document, "Statement": [s for s in document["Statement"] if "Condition" not in s]}
+    conditional Deny (e.g. of non-TLS requests) would deny everything; those stay AWS-only. A conditional Allow,
+    evaluated without its condition, only allows more, so it is kept (S3 logging needs one on its target)."""
+    return {**document, "Statement": [s for s in document["Statement"]
+                                      if not ("Condition" in s and s.get("Effect") == "Deny")]}
 
 
 def _events_rule(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
@@ -300,9 +323,9 @@ _CREATORS: dict[str, Creator] = {
     "AWS::SNS::Topic": _sns_topic,
     "AWS::SNS::Subscription": _sns_subscription,
     "AWS::SQS::Queue": _sqs_queue,
-    "AWS::SQS::QueuePolicy": _sqs_queue_policy,
+    "AWS::SQS::QueuePolicy": put_queue_policy,
     "AWS::S3::Bucket": _s3_bucket,
-    "AWS::S3::BucketPolicy": _s3_bucket_policy,
+    "AWS::S3::BucketPolicy": put_bucket_policy,
     "AWS::Events::Rule": _events_rule,
     "AWS::DynamoDB::Table": _dynamodb_table,
     "AWS::SecretsManager::Secret": _secret,

@@ -61,11 +61,12 @@ def register(state: dict[str, Any], platform: Platform, registry: Registry, clie
     registry.register(tenant, platform)
     database = grant_lake_access(client_for("glue", None), client_for("lakeformation", None), tenant, platform)
     previous = registry.get(tenant.customer_id) or {}
-    subscription = previous.get("emailSubscriptionArn")
-    if tenant.notification_email and previous.get("notificationEmail") != tenant.notification_email:
+    subscription = None
+    if tenant.notification_email and previous.get("emailSubscribedTo") != tenant.notification_email:
         subscription = subscribe_email(client_for("sns", None), status_topic_arn, tenant)
     registry.mark(tenant, ACTIVE, state["requestId"], database=database, ownerTemplate=owner_template,
-                  emailSubscriptionArn=subscription, stacks=[s["name"] for s in state["stacks"]])
+                  emailSubscriptionArn=subscription, emailSubscribedTo=subscription and tenant.notification_email,
+                  stacks=[s["name"] for s in state["stacks"]])
     summary = f"tenant {tenant.customer_id} onboarded: s3://{tenant.bucket_name} ({tenant.pattern}) feeds the lake"
     if owner_template:
         summary += f"; the bucket owner must deploy {owner_template}"
@@ -114,10 +115,15 @@ def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], 
     if status == "DELETE_COMPLETE":
         cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
         return "CREATE"
-    if json.loads(cloudformation.get_template(StackName=name)["TemplateBody"]) == template:
+    if _as_data(cloudformation.get_template(StackName=name)["TemplateBody"]) == template:
         return "UNCHANGED"
     cloudformation.update_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
     return "UPDATE"
+
+
+def _as_data(body: Any) -> Any:
+    """A stored template: boto3 hands back a JSON template already parsed (a dict), YAML as text."""
+    return json.loads(body) if isinstance(body, str) else json.loads(json.dumps(body))
 
 
 def _status(cloudformation: Any, name: str) -> str:

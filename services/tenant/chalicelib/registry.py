@@ -39,9 +39,15 @@ class Registry:
         return item["customerId"] if item else None
 
     def mark(self, tenant: Tenant, status: str, request_id: str, **extra: Any) -> None:
-        self.tenants.put_item(Item={"customerId": tenant.customer_id, **_record(tenant), "status": status,
-                                    "requestId": request_id, "updatedAt": int(time.time()),
-                                    **{k: v for k, v in extra.items() if v is not None}})
+        """Record the tenant as requested, with ``status``; attributes not given (e.g. its email subscription, set
+        by an earlier onboarding) are kept."""
+        values = {**_record(tenant), "status": status, "requestId": request_id, "updatedAt": int(time.time()),
+                  **{k: v for k, v in extra.items() if v is not None}}
+        self.tenants.update_item(
+            Key={"customerId": tenant.customer_id},
+            UpdateExpression="SET " + ", ".join(f"#{i} = :{i}" for i in range(len(values))),
+            ExpressionAttributeNames={f"#{i}": name for i, name in enumerate(values)},
+            ExpressionAttributeValues={f":{i}": value for i, value in enumerate(values.values())})
 
     def register(self, tenant: Tenant, platform: Platform) -> None:
         """The workflow manager's and the data lake's records of the tenant."""

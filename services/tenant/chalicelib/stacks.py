@@ -56,7 +56,7 @@ def bucket_owner_template(tenant: Tenant, platform: Platform) -> dict[str, Any]:
 
 def _template(tenant: Tenant, resources: dict[str, Any]) -> dict[str, Any]:
     return {"AWSTemplateFormatVersion": "2010-09-09",
-            "Description": f"AMC Insights tenant {tenant.customer_id} ({tenant.customer_name[:80]})",
+            "Description": f"AMC Insights tenant {tenant.customer_id}",
             "Resources": resources}
 
 
@@ -70,7 +70,9 @@ def _routing(tenant: Tenant, platform: Platform) -> dict[str, Any]:
     if tenant.pattern is Pattern.CROSS_ACCOUNT:
         resources["BucketAccountMaySendEvents"] = {"Type": "AWS::Events::EventBusPolicy", "Properties": {
             "StatementId": f"amci-{platform.stage}-tenant-{tenant.customer_id}", "EventBusName": "default",
-            "Action": "events:PutEvents", "Principal": tenant.bucket_account}}
+            "Statement": {"Effect": "Allow", "Action": "events:PutEvents",
+                          "Principal": {"AWS": f"arn:aws:iam::{tenant.bucket_account}:root"},
+                          "Resource": f"arn:aws:events:{platform.region}:{platform.account_id}:event-bus/default"}}}
     return resources
 
 
