@@ -325,4 +325,6 @@ _HANDLERS: dict[str, Handler] = {
     "AWS::Events::Rule": _checked(_RULE_PROPERTIES),
     "AWS::KMS::Key": _kms_key,
     "AWS::KMS::Alias": _checked({"AliasName", "TargetKeyId"}),
+    "AWS::IAM::Role": _checked({"RoleName", "AssumeRolePolicyDocument", "Policies", "Path", "Description",
+                                "ManagedPolicyArns", "Tags"}),  # moto applies a role and its inline policies
 }

@@ -269,3 +269,19 @@ def test_twenty_tenants_onboard_concurrently(cloud: LocalCloud, inbox: Inbox) ->
     stacks = {s["StackName"] for s in aws.client("cloudformation").list_stacks(
         StackStatusFilter=["CREATE_COMPLETE"])["StackSummaries"]}
     assert {f"amci-local-tenant-{t}" for t in tenants} <= stacks
+
+
+def test_an_existing_bucket_in_another_region_forwards_its_events(cloud: LocalCloud, inbox: Inbox) -> None:
+    tenant = _tenant_id()
+    bucket = f"amc-{tenant}-west"
+    s3_west = aws.client("s3", "us-west-2")
+    s3_west.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+
+    note = _answer(inbox, _send(cloud, {"customer_details": _details(
+        tenant, bucket_exists="true", bucket_region="us-west-2", amc={"bucket_name": bucket})}))
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body
+    west = aws.client("cloudformation", "us-west-2").describe_stacks(StackName=f"amci-local-tenant-{tenant}-us-west-2")
+    assert west["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    s3_west.put_object(Bucket=bucket, Key="workflow=w/schedule=adhoc/west.csv", Body=b"a\n1\n")
+    wait_until(lambda: _ledger_has(cloud, bucket, "workflow=w/schedule=adhoc/west.csv"))
