@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -86,6 +88,64 @@ def stage_record_outputs(stage_name: str, outputs_file: click.utils.LazyFile) ->
     console.print(table)
 
 
+@main.group()
+def tenant() -> None:
+    """Tenants: the AMC instances onboarded into the platform (requests on the tenant service's queue)."""
+
+
+_ENDPOINTS = click.option("--endpoints", type=click.Path(path_type=Path), default=None,
+                          help="The local cloud's endpoints file (default .local/endpoints.json).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+_TIMEOUT = click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for it.")
+
+
+@tenant.command("add")
+@click.argument("details_file", type=click.File())
+@_ENDPOINTS
+@_TIMEOUT
+@_JSON
+def tenant_add(details_file: click.utils.LazyFile, endpoints: Path | None, timeout: float, as_json: bool) -> None:
+    """Onboard a tenant (or update it in place) from a JSON file: the AWS Solution's ``customer_details``."""
+    _ask_tenant("addTenant", _details(details_file), endpoints, timeout, as_json)
+
+
+@tenant.command("update")
+@click.argument("details_file", type=click.File())
+@_ENDPOINTS
+@_TIMEOUT
+@_JSON
+def tenant_update(details_file: click.utils.LazyFile, endpoints: Path | None, timeout: float, as_json: bool) -> None:
+    """Change an onboarded tenant."""
+    _ask_tenant("updateTenant", _details(details_file), endpoints, timeout, as_json)
+
+
+@tenant.command("get")
+@click.argument("customer_id")
+@_ENDPOINTS
+@_JSON
+def tenant_get(customer_id: str, endpoints: Path | None, as_json: bool) -> None:
+    """Show one tenant."""
+    _ask_tenant("getTenant", {"customer_id": customer_id}, endpoints, 60, as_json)
+
+
+@tenant.command("list")
+@_ENDPOINTS
+@_JSON
+def tenant_list(endpoints: Path | None, as_json: bool) -> None:
+    """List the tenants."""
+    _ask_tenant("listTenants", {}, endpoints, 60, as_json)
+
+
+@tenant.command("offboard")
+@click.argument("customer_id")
+@_ENDPOINTS
+@_TIMEOUT
+@_JSON
+def tenant_offboard(customer_id: str, endpoints: Path | None, timeout: float, as_json: bool) -> None:
+    """Remove a tenant's wiring, configuration and grants; its bucket and data are kept."""
+    _ask_tenant("offboardTenant", {"customer_id": customer_id}, endpoints, timeout, as_json)
+
+
 @main.command("package")
 @click.argument("services", nargs=-1)
 @click.option("--stage", default="local", show_default=True)
@@ -118,6 +178,50 @@ def _print_endpoints(cloud: object) -> None:
     table.add_row("status topic", endpoints["status_topic_arn"])
     for name, bucket in endpoints["buckets"].items():
         table.add_row(f"{name} bucket", bucket)
+    console.print(table)
+
+
+def _details(details_file: click.utils.LazyFile) -> dict[str, Any]:
+    try:
+        payload = json.load(details_file)
+    except ValueError as exc:
+        raise click.BadParameter(f"{details_file.name} is not JSON: {exc}") from None
+    return payload if "customer_details" in payload else {"customer_details": payload}
+
+
+def _ask_tenant(request_type: str, fields: dict[str, Any], endpoints: Path | None, timeout: float,
+                as_json: bool) -> None:
+    """Send the request, wait for its outcome, show it; exit 0 when it succeeded, 1 when not, 2 on no answer."""
+    from amci.platform import Platform, PlatformNotFound
+    from local.cloud import ENDPOINTS_FILE
+
+    try:
+        platform = Platform.local(endpoints or ENDPOINTS_FILE)
+        with console.status(f"{request_type}: waiting for the tenant service..."):
+            note = platform.ask("tenant", {"requestType": request_type, **fields}, timeout)
+    except PlatformNotFound as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(2)
+    except TimeoutError:
+        console.print(f"[red]No answer within {timeout:.0f}s[/]: see `amci local up --verbose` or the DLQ.")
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(note.body, indent=2))
+    elif "tenants" in note.body.get("details", {}):
+        _tenant_table(note.body["details"]["tenants"])
+    else:
+        colour = "green" if note.attributes["status"] == "SUCCEEDED" else "red"
+        console.print(f"[{colour}]{note.attributes['status']}[/] {note.body['summary']}")
+        if request_type == "getTenant" and "tenant" in note.body.get("details", {}):
+            _tenant_table([note.body["details"]["tenant"]])
+    sys.exit(0 if note.attributes["status"] == "SUCCEEDED" else 1)
+
+
+def _tenant_table(tenants: list[dict[str, Any]]) -> None:
+    table = Table("tenant", "name", "status", "bucket", "pattern", "AMC instance", title=f"{len(tenants)} tenants")
+    for t in tenants:
+        table.add_row(t["customerId"], t.get("customerName", ""), t.get("status", ""), t.get("bucketName", ""),
+                      t.get("pattern", ""), t.get("amcInstanceId", ""))
     console.print(table)
 
 

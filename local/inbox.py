@@ -27,8 +27,14 @@ class Inbox:
         self._sqs = sqs
         self.url = sqs.create_queue(QueueName=name or f"inbox-{uuid.uuid4().hex[:12]}")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        self.subscription_arn = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn,
+                                              ReturnSubscriptionArn=True)["SubscriptionArn"]
         self.received: list[Notification] = []
+
+    def close(self, sns: Any) -> None:
+        """Unsubscribe and delete the queue."""
+        sns.unsubscribe(SubscriptionArn=self.subscription_arn)
+        self._sqs.delete_queue(QueueUrl=self.url)
 
     def drain(self, wait_s: int = 0) -> list[Notification]:
         """Receive whatever is waiting; returns everything received so far."""

@@ -8,12 +8,17 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import pytest
 
 from local.cloud import ENDPOINTS_FILE
 from tests.support import wait_until
+
+AMCI = Path(sys.executable).with_name("amci")
 
 
 def _free_port() -> int:
@@ -24,37 +29,92 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_local_up_serves_other_processes_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    amci = Path(sys.executable).with_name("amci")
+@dataclass
+class LocalUp:
+    """One ``amci local up`` process for this module's tests, stopped with Ctrl-C at the end."""
+
+    process: subprocess.Popen
+    port: int
+    endpoints: dict
+    output: str = ""
+
+
+@pytest.fixture(scope="module")
+def local_up() -> Iterator[LocalUp]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([str(amci), "local", "up", "--port", str(port)], stdout=subprocess.PIPE,
+    process = subprocess.Popen([str(AMCI), "local", "up", "--port", str(port)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        endpoints = wait_until(lambda: _endpoints_for(port), timeout_s=60)
-        client = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                       region_name=endpoints["region"])
-        sqs = client.client("sqs", endpoint_url=endpoints["aws_endpoint_url"])
-        sns = client.client("sns", endpoint_url=endpoints["aws_endpoint_url"])
-        inbox = sqs.create_queue(QueueName=f"cli-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=endpoints["status_topic_arn"], Protocol="sqs", Endpoint=inbox_arn)
-        sqs.send_message(QueueUrl=endpoints["request_queues"]["ads_reporting"],
-                         MessageBody=json.dumps({"requestType": "diagnose", "requestId": "from-cli-test"}))
-
-        notes = wait_until(lambda: sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages"),
-                           timeout_s=60)
-        status = json.loads(json.loads(notes[0]["Body"])["Message"])
-        assert (status["service"], status["status"], status["request_id"]) == ("ads_reporting", "SUCCEEDED",
-                                                                               "from-cli-test")
+        yield LocalUp(process, port, wait_until(lambda: _endpoints_for(port), timeout_s=60))
     finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
 
-    assert process.returncode == 0, output
-    assert "Local cloud stopped." in output
-    assert f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in output
-    assert "diagnose" not in output  # quiet by default: no per-request lines
+
+def test_local_up_serves_other_processes(local_up: LocalUp) -> None:
+    endpoints = local_up.endpoints
+    client = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                   region_name=endpoints["region"])
+    sqs = client.client("sqs", endpoint_url=endpoints["aws_endpoint_url"])
+    sns = client.client("sns", endpoint_url=endpoints["aws_endpoint_url"])
+    inbox = sqs.create_queue(QueueName=f"cli-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=endpoints["status_topic_arn"], Protocol="sqs", Endpoint=inbox_arn)
+    sqs.send_message(QueueUrl=endpoints["request_queues"]["ads_reporting"],
+                     MessageBody=json.dumps({"requestType": "diagnose", "requestId": "from-cli-test"}))
+
+    notes = wait_until(lambda: sqs.receive_message(QueueUrl=inbox, WaitTimeSeconds=1).get("Messages"),
+                       timeout_s=60)
+    status = json.loads(json.loads(notes[0]["Body"])["Message"])
+    assert (status["service"], status["status"], status["request_id"]) == ("ads_reporting", "SUCCEEDED",
+                                                                           "from-cli-test")
+    assert set(endpoints["sandbox"]["credentials"]) == {"client_id", "client_secret", "refresh_token",
+                                                        "amc_instance_id", "advertiser_id", "marketplace_id",
+                                                        "profile_id"}
+
+
+def _amci(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(AMCI), *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_path: Path) -> None:
+    details = tmp_path / "tenant.json"
+    details.write_text(json.dumps({"customer_details": {
+        "customer_id": "cli-tenant", "customer_name": "CLI Tenant", "bucket_exists": "false",
+        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": "amc-cli-tenant-results",
+                "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
+                "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}}))
+
+    added = _amci("tenant", "add", str(details))
+    shown = _amci("tenant", "get", "cli-tenant", "--json")
+    listed = _amci("tenant", "list")
+    offboarded = _amci("tenant", "offboard", "cli-tenant")
+    missing = _amci("tenant", "get", "no-such-tenant")
+
+    assert added.returncode == 0 and "SUCCEEDED tenant cli-tenant onboarded" in added.stdout, added.stdout
+    assert json.loads(shown.stdout)["details"]["tenant"]["status"] == "ACTIVE"
+    assert listed.returncode == 0 and "cli-tenant" in listed.stdout and "NEW_BUCKET" in listed.stdout
+    assert offboarded.returncode == 0 and "offboarded" in offboarded.stdout
+    assert missing.returncode == 1 and "customer_id: expected an onboarded tenant" in missing.stdout
+
+
+def test_tenant_commands_say_what_to_do_without_a_running_platform(tmp_path: Path) -> None:
+    result = _amci("tenant", "list", "--endpoints", str(tmp_path / "none.json"))
+
+    assert result.returncode == 2 and "start the local cloud with `amci local up`" in result.stdout
+
+
+def test_ctrl_c_stops_local_up_cleanly(local_up: LocalUp) -> None:
+    # The module's last test: stop the process now and check how it went.
+    local_up.process.send_signal(signal.SIGINT)
+    local_up.output, _ = local_up.process.communicate(timeout=30)
+
+    assert local_up.process.returncode == 0, local_up.output
+    assert "Local cloud stopped." in local_up.output
+    assert f"AWS_ENDPOINT_URL=http://127.0.0.1:{local_up.port}" in local_up.output
+    assert "diagnose" not in local_up.output  # quiet by default: no per-request lines
     assert not ENDPOINTS_FILE.exists()
 
 

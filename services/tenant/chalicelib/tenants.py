@@ -114,6 +114,7 @@ def _existing(registry: Registry, customer_id: str) -> dict[str, Any]:
 
 def _delete_schedule_group(scheduler: Any, group: str) -> None:
     with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):  # none yet, or already gone
+        scheduler.get_schedule_group(Name=group)  # asked first: moto fails on deleting a missing group
         scheduler.delete_schedule_group(Name=group)  # deletes the group's schedules with it
 
 
