@@ -30,7 +30,9 @@ def local() -> None:
 @click.option("--port", type=int, default=None, help="Port of the AWS endpoint (default 4747, or AMCI_LOCAL_PORT).")
 @click.option("--verbose", is_flag=True, help="Log every request and invocation as JSON lines.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a platform template parameter.")
-def local_up(port: int | None, verbose: bool, params: tuple[str, ...]) -> None:
+@click.option("--endpoints", "endpoints_file", type=click.Path(path_type=Path), default=None,
+              help="Where to write the endpoints (default .local/endpoints.json).")
+def local_up(port: int | None, verbose: bool, params: tuple[str, ...], endpoints_file: Path | None) -> None:
     """Run the local cloud in the foreground until Ctrl-C."""
     from local.cloud import DEFAULT_PORT, ENDPOINTS_FILE, LocalCloud
     from shared import logs
@@ -38,13 +40,13 @@ def local_up(port: int | None, verbose: bool, params: tuple[str, ...]) -> None:
     logs.configure(level="DEBUG" if verbose else "WARNING")
     parameters = dict(_key_value(p) for p in params)
     with console.status("Starting the local cloud..."):
-        cloud = LocalCloud(port=port or DEFAULT_PORT, parameters=parameters, endpoints_file=ENDPOINTS_FILE,
-                           verbose=verbose).start()
+        cloud = LocalCloud(port=port or DEFAULT_PORT, parameters=parameters,
+                           endpoints_file=endpoints_file or ENDPOINTS_FILE, verbose=verbose).start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         _print_endpoints(cloud)
-        console.print(f"Ready in {cloud.timings['ready']:.1f}s. Endpoints written to {ENDPOINTS_FILE}. "
+        console.print(f"Ready in {cloud.timings['ready']:.1f}s. Endpoints written to {cloud.endpoints_file}. "
                       f"Other processes: [bold]export AWS_ENDPOINT_URL={cloud.aws_endpoint_url}[/]. Ctrl-C stops.")
         stopped.wait()
     except KeyboardInterrupt:

@@ -15,7 +15,6 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local.cloud import ENDPOINTS_FILE
 from tests.support import wait_until
 
 AMCI = Path(sys.executable).with_name("amci")
@@ -36,17 +35,20 @@ class LocalUp:
     process: subprocess.Popen
     port: int
     endpoints: dict
+    endpoints_file: Path
     output: str = ""
 
 
 @pytest.fixture(scope="module")
-def local_up() -> Iterator[LocalUp]:
+def local_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalUp]:
     port = _free_port()
+    endpoints_file = tmp_path_factory.mktemp("local-up") / "endpoints.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen([str(AMCI), "local", "up", "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env=env)
+    process = subprocess.Popen([str(AMCI), "local", "up", "--port", str(port), "--endpoints", str(endpoints_file)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        yield LocalUp(process, port, wait_until(lambda: _endpoints_for(port), timeout_s=60))
+        yield LocalUp(process, port, wait_until(lambda: _endpoints_for(endpoints_file, port), timeout_s=60),
+                      endpoints_file)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -76,7 +78,7 @@ def test_local_up_serves_other_processes(local_up: LocalUp) -> None:
 
 
 def _amci(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AMCI), *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([str(AMCI), *args], capture_output=True, text=True, timeout=180, check=False)
 
 
 def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_path: Path) -> None:
@@ -87,13 +89,15 @@ def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_p
                 "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
                 "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}}))
 
-    added = _amci("tenant", "add", str(details))
-    shown = _amci("tenant", "get", "cli-tenant", "--json")
-    listed = _amci("tenant", "list")
-    offboarded = _amci("tenant", "offboard", "cli-tenant")
-    missing = _amci("tenant", "get", "no-such-tenant")
+    at = ("--endpoints", str(local_up.endpoints_file))
+    added = _amci("tenant", "add", str(details), *at)
+    shown = _amci("tenant", "get", "cli-tenant", "--json", *at)
+    listed = _amci("tenant", "list", *at)
+    offboarded = _amci("tenant", "offboard", "cli-tenant", *at)
+    missing = _amci("tenant", "get", "no-such-tenant", *at)
 
     assert added.returncode == 0 and "SUCCEEDED tenant cli-tenant onboarded" in added.stdout, added.stdout
+    assert shown.returncode == 0, shown.stdout + shown.stderr
     assert json.loads(shown.stdout)["details"]["tenant"]["status"] == "ACTIVE"
     assert listed.returncode == 0 and "cli-tenant" in listed.stdout and "NEW_BUCKET" in listed.stdout
     assert offboarded.returncode == 0 and "offboarded" in offboarded.stdout
@@ -115,13 +119,13 @@ def test_ctrl_c_stops_local_up_cleanly(local_up: LocalUp) -> None:
     assert "Local cloud stopped." in local_up.output
     assert f"AWS_ENDPOINT_URL=http://127.0.0.1:{local_up.port}" in local_up.output
     assert "diagnose" not in local_up.output  # quiet by default: no per-request lines
-    assert not ENDPOINTS_FILE.exists()
+    assert not local_up.endpoints_file.exists()
 
 
-def _endpoints_for(port: int) -> dict | None:
-    if not ENDPOINTS_FILE.exists():
+def _endpoints_for(endpoints_file: Path, port: int) -> dict | None:
+    if not endpoints_file.exists():
         return None
-    endpoints = json.loads(ENDPOINTS_FILE.read_text())
+    endpoints = json.loads(endpoints_file.read_text())
     return endpoints if endpoints["aws_endpoint_url"].endswith(f":{port}") else None
 
 
