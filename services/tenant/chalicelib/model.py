@@ -32,6 +32,7 @@ class Platform:
     access_logs_bucket: str
     artifact_bucket: str
     analyst_role_arn: str
+    stacks_role_arn: str  # what CloudFormation acts as for tenant stacks
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Platform:
@@ -41,7 +42,8 @@ class Platform:
                    events_queue_arn=queue_arn, events_dlq_arn=require("DATALAKE_EVENTS_DLQ_ARN", environ),
                    access_logs_bucket=require("ACCESS_LOGS_BUCKET", environ),
                    artifact_bucket=require("ARTIFACT_BUCKET", environ),
-                   analyst_role_arn=require("ANALYST_ROLE_ARN", environ))
+                   analyst_role_arn=require("ANALYST_ROLE_ARN", environ),
+                   stacks_role_arn=require("TENANT_STACKS_ROLE_ARN", environ))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ def deploy(state: dict[str, Any], platform: Platform, client_for: ClientFor) -> 
     deployed = []
     for region, template in stacks.templates(tenant, platform).items():
         name = tenant.stack_name(platform, region)
-        operation = _create_or_update(client_for("cloudformation", region), name, template, tenant)
+        operation = _create_or_update(client_for("cloudformation", region), name, template, tenant,
+                                      platform.stacks_role_arn)
         deployed.append({"region": region, "name": name, "operation": operation})
         log.info("tenant stack", extra={"stack": name, "operation": operation})
     return {**state, "stacks": deployed, "checks": 0, "stacksStatus": "IN_PROGRESS"}
@@ -99,25 +100,27 @@ def wire_existing_bucket(s3: Any, tenant: Tenant) -> None:
     s3.put_bucket_policy(Bucket=tenant.bucket_name, Policy=json.dumps(policy))
 
 
-def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], tenant: Tenant) -> str:
+def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], tenant: Tenant, role_arn: str) -> str:
     body = json.dumps(template, sort_keys=True)
-    tags = [{"Key": "amci:tenant", "Value": tenant.customer_id}, {"Key": "amci:service", "Value": "tenant"}]
+    operation = {"StackName": name, "TemplateBody": body, "Capabilities": ["CAPABILITY_IAM"], "RoleARN": role_arn,
+                 "Tags": [{"Key": "amci:tenant", "Value": tenant.customer_id},
+                          {"Key": "amci:service", "Value": "tenant"}]}
     try:
         current = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     except cloudformation.exceptions.ClientError as exc:
         if error_code(exc) != "ValidationError":  # CloudFormation's answer for a stack that does not exist
             raise
-        cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
+        cloudformation.create_stack(**operation)
         return "CREATE"
     status = current["StackStatus"]
     if status.endswith(_BUSY_SUFFIX):
         raise StackBusy(f"stack {name} is {status}")
     if status == "DELETE_COMPLETE":
-        cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
+        cloudformation.create_stack(**operation)
         return "CREATE"
     if _as_data(cloudformation.get_template(StackName=name)["TemplateBody"]) == template:
         return "UNCHANGED"
-    cloudformation.update_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"], Tags=tags)
+    cloudformation.update_stack(**operation)
     return "UPDATE"
 
 

@@ -67,7 +67,7 @@ def offboard(request: OffboardTenant, ctx: RequestContext, deps: Any) -> None:
             deps.client("sns").unsubscribe(SubscriptionArn=record["emailSubscriptionArn"])
         for name in record.get("stacks", []):
             region = tenant.bucket_region if name.endswith(f"-{tenant.bucket_region}") else platform.region
-            deps.client("cloudformation", region).delete_stack(StackName=name)
+            deps.client("cloudformation", region).delete_stack(StackName=name, RoleARN=platform.stacks_role_arn)
         deps.registry.mark(tenant, OFFBOARDED, ctx.request_id, database=record.get("database"))
     deps.publisher.publish(StatusMessage(
         service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED, tenant_id=tenant.customer_id,
