@@ -1,6 +1,6 @@
 """The smoke scenario behind ``make demo`` until the full demo exists: the local cloud starts, every service runs
-its diagnostics state machine, a malformed request is answered, and files dropped into the raw bucket reach the
-data lake's intake ledger once each. Everything goes through the real path: request queues, Step Functions,
+its diagnostics state machine, a malformed request is answered, files dropped into the raw bucket reach the
+data lake's intake ledger once each, and a demo tenant is onboarded. Everything goes through the real path: request queues, Step Functions,
 task functions, the status topic, S3 -> EventBridge -> SQS."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def run(port: int) -> int:
     try:
         console.print(f"[green]Local cloud up[/] in {cloud.timings['ready']:.1f}s at {cloud.aws_endpoint_url}")
         inbox = Inbox(aws.client("sqs"), aws.client("sns"), cloud.outputs["StatusTopicArn"])
-        ok = _diagnostics(cloud, inbox) & _rejection(cloud, inbox) & _intake(cloud)
+        ok = _diagnostics(cloud, inbox) & _rejection(cloud, inbox) & _intake(cloud) & _tenant(cloud, inbox)
     finally:
         cloud.stop()
     console.print("[bold green]Smoke scenario passed.[/]" if ok else "[bold red]Smoke scenario failed.[/]")
@@ -80,6 +80,21 @@ def _intake(cloud: LocalCloud) -> bool:
         table.add_row(f"s3://{item['bucket']}/{item['key']}", f"{int(item['size']):,}", item["status"])
     console.print(table)
     return len(items) == 2
+
+
+def _tenant(cloud: LocalCloud, inbox: Inbox) -> bool:
+    demo = cloud.sandbox.credentials
+    request = {"requestId": "demo-onboarding", "customer_details": {
+        "customer_id": "democustomer", "customer_name": "Demo Customer", "bucket_exists": "false",
+        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": "amc-democustomer-results",
+                "instance_id": demo["amc_instance_id"], "amazon_ads_advertiser_id": demo["advertiser_id"],
+                "amazon_ads_marketplace_id": demo["marketplace_id"]}}}
+    aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("tenant"), MessageBody=json.dumps(request))
+    with console.status("Onboarding a demo tenant (its CloudFormation stack, bucket, rule, registrations)..."):
+        note = inbox.wait_for(lambda n: n.body.get("request_id") == "demo-onboarding", timeout_s=120)
+    console.print(f"Tenant: [{'green' if note.attributes['status'] == 'SUCCEEDED' else 'red'}]"
+                  f"{note.attributes['status']}[/] {note.body['summary']}")
+    return note.attributes["status"] == "SUCCEEDED"
 
 
 def _ledger(cloud: LocalCloud, expected: int, timeout_s: float = 30) -> list[dict[str, Any]]:
