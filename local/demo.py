@@ -1,7 +1,7 @@
 """The smoke scenario behind ``make demo`` until the full demo exists: the local cloud starts, every service runs
 its diagnostics state machine, a malformed request is answered, files dropped into the raw bucket reach the
-data lake's intake ledger once each, and a demo tenant is onboarded. Everything goes through the real path: request queues, Step Functions,
-task functions, the status topic, S3 -> EventBridge -> SQS."""
+data lake's intake ledger once each, and a demo tenant is onboarded. Everything goes through the real path:
+request queues, Step Functions, task functions, the status topic, S3 -> EventBridge -> SQS."""
 
 from __future__ import annotations
 

@@ -181,7 +181,8 @@ def test_get_and_list_answer_on_the_status_topic(cloud: LocalCloud, inbox: Inbox
 
 
 INVALID: list[tuple[str, Callable[[str], dict[str, Any]], str]] = [
-    ("customer_id", lambda t: _details("Bad_Id"), "customer_details.customer_id: expected string should match"),
+    ("customer_id", lambda t: _details(t.upper()), "customer_details.customer_id: expected string should match"),
+    ("customer_id too long", lambda t: _details(t * 3), "customer_details.customer_id: expected string should match"),
     ("customer_name", lambda t: _details(t, customer_name=""), "customer_details.customer_name: expected string should"
      " have at least 1 character"),
     ("auth_id", lambda t: _details(t, auth_id="a b"), "customer_details.auth_id: expected string should match"),
@@ -191,6 +192,10 @@ INVALID: list[tuple[str, Callable[[str], dict[str, Any]], str]] = [
      "string should match"),
     ("bucket_region", lambda t: _details(t, bucket_region="mars"), "customer_details.bucket_region: expected string "
      "should match"),
+    ("bucket_region unknown", lambda t: _details(t, bucket_region="zz-nowhere-9"), "customer_details.bucket_region: "
+     "expected an AWS region where CloudFormation runs"),
+    ("platform bucket", lambda t: _details(t, bucket_exists="true", amc={"bucket_name": "amci-local-stage-x"}),
+     "customer_details.amc.bucket_name: expected an AMC bucket, not one of the platform's own"),
     ("notification_email", lambda t: _details(t, notification_email="nobody"), "customer_details.notification_email:"
      " expected string should match"),
     ("aws_orange_account_id", lambda t: _details(t, amc={"aws_orange_account_id": "x"}),
@@ -220,14 +225,15 @@ def test_each_validation_rule_rejects_with_a_clear_error_and_creates_nothing(
         cloud: LocalCloud, inbox: Inbox, rule: str, details: Callable[[str], dict[str, Any]], expected: str) -> None:
     tenant = _tenant_id()
     body = {"customer_details": details(tenant)}
+    sent_as = body["customer_details"].get("customer_id", tenant)
 
     note = _answer(inbox, _send(cloud, body))
 
     assert note.attributes["status"] == "REJECTED"
     assert expected in note.body["summary"], note.body["summary"]
-    assert _record(cloud, "TenantsTable", {"customerId": tenant}) is None
+    assert _record(cloud, "TenantsTable", {"customerId": sent_as}) is None
     stacks = aws.client("cloudformation").list_stacks()["StackSummaries"]
-    assert not [s for s in stacks if tenant in s["StackName"]]
+    assert not [s for s in stacks if tenant in s["StackName"].lower()]
 
 
 def test_a_bucket_already_used_by_another_tenant_is_refused(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -258,7 +264,8 @@ def test_twenty_tenants_onboard_concurrently(cloud: LocalCloud, inbox: Inbox) ->
 
     notes = [_answer(inbox, request_id, timeout_s=120) for request_id in request_ids]
 
-    assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 20
+    assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 20, [n.body["summary"] for n in notes
+                                                                           if n.attributes["status"] != "SUCCEEDED"]
     s3 = aws.client("s3")
     for tenant in tenants:
         s3.put_object(Bucket=f"amc-{tenant}-results", Key="probe.csv", Body=b"a\n")
@@ -285,3 +292,52 @@ def test_an_existing_bucket_in_another_region_forwards_its_events(cloud: LocalCl
     assert west["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     s3_west.put_object(Bucket=bucket, Key="workflow=w/schedule=adhoc/west.csv", Body=b"a\n1\n")
     wait_until(lambda: _ledger_has(cloud, bucket, "workflow=w/schedule=adhoc/west.csv"))
+
+
+def test_a_request_redelivered_after_onboarding_finished_changes_nothing(cloud: LocalCloud, inbox: Inbox) -> None:
+    tenant = _tenant_id()
+    request_id = _send(cloud, {"customer_details": _details(tenant)})
+    assert _answer(inbox, request_id).attributes["status"] == "SUCCEEDED"
+
+    _send(cloud, {"customer_details": _details(tenant), "requestId": request_id})
+    wait_until(lambda: _queue_idle(cloud.request_queue_url("tenant")), timeout_s=20)
+
+    assert _record(cloud, "TenantsTable", {"customerId": tenant})["status"] == "ACTIVE"
+    assert _stack_operations(f"amci-local-tenant-{tenant}") == ["CREATE_IN_PROGRESS"]
+
+
+def test_an_offboarded_tenant_comes_back_with_its_kept_bucket(cloud: LocalCloud, inbox: Inbox) -> None:
+    tenant = _tenant_id()
+    _answer(inbox, _send(cloud, {"customer_details": _details(tenant)}))
+    _answer(inbox, _send(cloud, {"requestType": "offboardTenant", "customer_id": tenant}))
+
+    as_new = _answer(inbox, _send(cloud, {"customer_details": _details(tenant)}))
+    as_existing = _answer(inbox, _send(cloud, {"customer_details": _details(tenant, bucket_exists="true")}))
+
+    assert as_new.attributes["status"] == "REJECTED"
+    assert "customer_details.bucket_exists: expected true: the bucket exists already" in as_new.body["summary"]
+    assert as_existing.attributes["status"] == "SUCCEEDED", as_existing.body["summary"]
+    assert _record(cloud, "TenantsTable", {"customerId": tenant})["status"] == "ACTIVE"
+
+
+def test_moving_to_another_bucket_and_address_releases_the_old_ones(cloud: LocalCloud, inbox: Inbox) -> None:
+    tenant = _tenant_id()
+    _answer(inbox, _send(cloud, {"customer_details": _details(tenant, notification_email=f"a-{tenant}@example.com")}))
+    first = _record(cloud, "TenantsTable", {"customerId": tenant})["emailSubscriptionArn"]
+
+    moved = _answer(inbox, _send(cloud, {"requestType": "updateTenant", "customer_details": _details(
+        tenant, notification_email=f"b-{tenant}@example.com", amc={"bucket_name": f"amc-{tenant}-second"})}))
+
+    assert moved.attributes["status"] == "SUCCEEDED", moved.body["summary"]
+    assert _record(cloud, "DatalakeTenantsTable", {"bucket": f"amc-{tenant}-results"}) is None
+    assert _record(cloud, "DatalakeTenantsTable", {"bucket": f"amc-{tenant}-second"})["customerId"] == tenant
+    topic = cloud.outputs["StatusTopicArn"]
+    subscribed = {s["Endpoint"] for s in aws.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]}
+    assert f"b-{tenant}@example.com" in subscribed and f"a-{tenant}@example.com" not in subscribed
+    assert _record(cloud, "TenantsTable", {"customerId": tenant})["emailSubscriptionArn"] != first
+
+
+def _queue_idle(url: str) -> bool:
+    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return all(value == "0" for value in attributes.values())

@@ -29,7 +29,7 @@ def on_request(event: SQSEvent) -> BatchResponse:
 
 @app.lambda_function(name="onboarding_deploy")
 def onboarding_deploy(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return onboarding.deploy(event, service.platform, aws.client)
+    return onboarding.deploy(event, service.platform, service.registry, aws.client)
 
 
 @app.lambda_function(name="onboarding_check")

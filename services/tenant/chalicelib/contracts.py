@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import boto3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.amazon.regions import MARKETPLACES
@@ -15,7 +17,7 @@ from shared.contracts import Request
 
 ACCOUNT_ID = r"^\d{12}$"
 REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
-CUSTOMER_ID = r"^[a-z][a-z0-9-]{1,39}$"  # it names a stack, a schedule group and a Glue database
+CUSTOMER_ID = r"^[a-z][a-z0-9-]{1,29}$"  # it names stacks, rules (at most 64 characters), a schedule group, a database
 
 
 class _Strict(BaseModel):
@@ -46,7 +48,7 @@ class AmcDetails(_Strict):
 
 
 class CustomerDetails(_Strict):
-    customer_id: str = Field(pattern=CUSTOMER_ID, description="Lowercase letters, digits, hyphens; 2-40")
+    customer_id: str = Field(pattern=CUSTOMER_ID, description="Lowercase letters, digits, hyphens; 2-30")
     customer_name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
     auth_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     bucket_exists: bool = True
@@ -54,6 +56,13 @@ class CustomerDetails(_Strict):
     bucket_region: str | None = Field(None, pattern=REGION)
     notification_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
     amc: AmcDetails
+
+    @field_validator("bucket_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is not None and value not in _regions():
+            raise ValueError(f"an AWS region where CloudFormation runs, e.g. us-east-1; {value!r} is not one")
+        return value
 
     @field_validator("bucket_exists", mode="before")
     @classmethod
@@ -95,6 +104,11 @@ class OffboardTenant(Request):
     request_type = "offboardTenant"
     requestType: Literal["offboardTenant"]
     customer_id: str = Field(pattern=CUSTOMER_ID)
+
+
+@functools.cache
+def _regions() -> frozenset[str]:
+    return frozenset(boto3.session.Session().get_available_regions("cloudformation"))
 
 
 def classify(raw: Mapping[str, Any]) -> str | None:

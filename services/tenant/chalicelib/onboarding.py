@@ -13,7 +13,7 @@ from typing import Any
 
 from chalicelib import stacks
 from chalicelib.model import Pattern, Platform, Tenant
-from chalicelib.registry import ACTIVE, FAILED, Registry, grant_lake_access, subscribe_email
+from chalicelib.registry import ACTIVE, FAILED, ONBOARDING, Registry, grant_lake_access, subscribe_email
 from shared.aws import error_code
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,10 @@ class StackFailed(Exception):
     """A tenant stack could not be created or updated."""
 
 
-def deploy(state: dict[str, Any], platform: Platform, client_for: ClientFor) -> dict[str, Any]:
+def deploy(state: dict[str, Any], platform: Platform, registry: Registry, client_for: ClientFor) -> dict[str, Any]:
     """Create or update each of the tenant's stacks (skipping unchanged ones)."""
     tenant = Tenant.from_json(state["tenant"])
+    registry.mark(tenant, ONBOARDING, state["requestId"])  # here, not on receipt: a late redelivery starts nothing
     deployed = []
     for region, template in stacks.templates(tenant, platform).items():
         name = tenant.stack_name(platform, region)
@@ -44,8 +45,10 @@ def deploy(state: dict[str, Any], platform: Platform, client_for: ClientFor) -> 
 
 
 def check(state: dict[str, Any], client_for: ClientFor) -> dict[str, Any]:
-    """Whether every stack is done; raise StackFailed with CloudFormation's reason when one failed."""
-    statuses = [_status(client_for("cloudformation", s["region"]), s["name"]) for s in state["stacks"]]
+    """Whether every stack is done; raise StackFailed with CloudFormation's reason when one failed. An unchanged
+    stack is done whatever its last operation left (e.g. an earlier update rolled back to it)."""
+    statuses = [_status(client_for("cloudformation", s["region"]), s["name"]) for s in state["stacks"]
+                if s["operation"] != "UNCHANGED"]
     done = all(status in _DONE for status in statuses)
     return {**state, "checks": int(state.get("checks", 0)) + 1, "stacksStatus": "COMPLETE" if done else "IN_PROGRESS"}
 
@@ -59,26 +62,47 @@ def register(state: dict[str, Any], platform: Platform, registry: Registry, clie
     owner_template = None
     if tenant.pattern is Pattern.CROSS_ACCOUNT:
         owner_template = _publish_owner_template(client_for("s3", None), tenant, platform)
+    previous = registry.get(tenant.customer_id) or {}
+    applied = previous.get("applied")
+    if applied and applied["bucket_name"] != tenant.bucket_name:  # the tenant moved to another bucket
+        registry.release_bucket(tenant.customer_id, applied["bucket_name"])
     registry.register(tenant, platform)
     database = grant_lake_access(client_for("glue", None), client_for("lakeformation", None), tenant, platform)
-    previous = registry.get(tenant.customer_id) or {}
-    subscription = None
-    if tenant.notification_email and previous.get("emailSubscribedTo") != tenant.notification_email:
-        subscription = subscribe_email(client_for("sns", None), status_topic_arn, tenant)
+    email = _email_subscription(client_for("sns", None), status_topic_arn, tenant, previous)
     registry.mark(tenant, ACTIVE, state["requestId"], database=database, ownerTemplate=owner_template,
-                  emailSubscriptionArn=subscription, emailSubscribedTo=subscription and tenant.notification_email,
-                  stacks=[s["name"] for s in state["stacks"]])
+                  applied=tenant.to_json(), appliedStacks=[{"region": s["region"], "name": s["name"]}
+                                                           for s in state["stacks"]], lastError=None, **email)
     summary = f"tenant {tenant.customer_id} onboarded: s3://{tenant.bucket_name} ({tenant.pattern}) feeds the lake"
+    details: dict[str, Any] = {"database": database}
     if owner_template:
-        summary += f"; the bucket owner must deploy {owner_template}"
-    return {**state, "summary": summary, "database": database, "bucketOwnerTemplate": owner_template}
+        summary += f"; the bucket owner must deploy the template in the details (also at {owner_template})"
+        details["bucketOwnerTemplate"] = owner_template
+        details["bucketOwnerTemplateBody"] = stacks.bucket_owner_template(tenant, platform)
+    return {**state, "summary": summary, **details}
 
 
 def mark_failed(state: dict[str, Any], registry: Registry) -> dict[str, Any]:
-    tenant = Tenant.from_json(state["tenant"])
+    """FAILED for a tenant never onboarded; a tenant whose update failed stays ACTIVE as it was, with the error."""
     reason = state.get("error", {})
-    registry.mark(tenant, FAILED, state["requestId"], failure=f"{reason.get('Error')}: {reason.get('Cause')}"[:1000])
+    error = f"{reason.get('Error')}: {reason.get('Cause')}"[:1000]
+    applied = (registry.get(state["tenantId"]) or {}).get("applied")
+    if applied:
+        registry.mark(Tenant.from_json(applied), ACTIVE, state["requestId"], lastError=error)
+    else:
+        registry.mark(Tenant.from_json(state["tenant"]), FAILED, state["requestId"], lastError=error)
     return state
+
+
+def _email_subscription(sns: Any, topic_arn: str, tenant: Tenant, previous: dict[str, Any]) -> dict[str, Any]:
+    """Subscribe the tenant's address (replacing an earlier one); the record's attributes for it."""
+    if previous.get("emailSubscribedTo") == tenant.notification_email:
+        return {}
+    if previous.get("emailSubscriptionArn", "").startswith("arn:"):
+        sns.unsubscribe(SubscriptionArn=previous["emailSubscriptionArn"])
+    if not tenant.notification_email:
+        return {"emailSubscriptionArn": None, "emailSubscribedTo": None}
+    return {"emailSubscriptionArn": subscribe_email(sns, topic_arn, tenant),
+            "emailSubscribedTo": tenant.notification_email}
 
 
 def wire_existing_bucket(s3: Any, tenant: Tenant) -> None:
@@ -110,18 +134,27 @@ def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], 
     except cloudformation.exceptions.ClientError as exc:
         if error_code(exc) != "ValidationError":  # CloudFormation's answer for a stack that does not exist
             raise
-        cloudformation.create_stack(**operation)
-        return "CREATE"
+        return _create(cloudformation, operation)
     status = current["StackStatus"]
     if status.endswith(_BUSY_SUFFIX):
         raise StackBusy(f"stack {name} is {status}")
-    if status == "DELETE_COMPLETE":
-        cloudformation.create_stack(**operation)
-        return "CREATE"
+    if status == "ROLLBACK_COMPLETE":  # a failed creation leaves a stack that can only be deleted
+        cloudformation.delete_stack(StackName=name, RoleARN=role_arn)
+        raise StackBusy(f"stack {name} failed to create before; deleting it to create it again")
+    if status.endswith("_FAILED"):
+        raise StackFailed(f"stack {name} is {status} and needs a person: {current.get('StackStatusReason', '')}")
     if _as_data(cloudformation.get_template(StackName=name)["TemplateBody"]) == template:
         return "UNCHANGED"
     cloudformation.update_stack(**operation)
     return "UPDATE"
+
+
+def _create(cloudformation: Any, operation: dict[str, Any]) -> str:
+    try:
+        cloudformation.create_stack(**operation)
+    except cloudformation.exceptions.AlreadyExistsException:  # a concurrent onboarding of the same tenant
+        raise StackBusy(f"stack {operation['StackName']} is being created by another request") from None
+    return "CREATE"
 
 
 def _as_data(body: Any) -> Any:

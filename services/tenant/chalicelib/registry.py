@@ -24,7 +24,7 @@ class Registry:
     def get(self, customer_id: str) -> dict[str, Any] | None:
         return self.tenants.get_item(Key={"customerId": customer_id}, ConsistentRead=True).get("Item")
 
-    def list(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         items, kwargs = [], {}
         while True:
             page = self.tenants.scan(**kwargs)
@@ -39,15 +39,29 @@ class Registry:
         return item["customerId"] if item else None
 
     def mark(self, tenant: Tenant, status: str, request_id: str, **extra: Any) -> None:
-        """Record the tenant as requested, with ``status``; attributes not given (e.g. its email subscription, set
-        by an earlier onboarding) are kept."""
+        """Record the tenant as requested, with ``status``. ``extra`` attributes set to None are removed; the
+        attributes not named (e.g. the configuration last applied) are kept."""
         values = {**_record(tenant), "status": status, "requestId": request_id, "updatedAt": int(time.time()),
                   **{k: v for k, v in extra.items() if v is not None}}
-        self.tenants.update_item(
-            Key={"customerId": tenant.customer_id},
-            UpdateExpression="SET " + ", ".join(f"#{i} = :{i}" for i in range(len(values))),
-            ExpressionAttributeNames={f"#{i}": name for i, name in enumerate(values)},
-            ExpressionAttributeValues={f":{i}": value for i, value in enumerate(values.values())})
+        removed = [k for k, v in extra.items() if v is None]
+        names = {f"#{i}": name for i, name in enumerate([*values, *removed])}
+        expression = "SET " + ", ".join(f"#{i} = :{i}" for i in range(len(values)))
+        if removed:
+            expression += " REMOVE " + ", ".join(f"#{i}" for i in range(len(values), len(names)))
+        self.tenants.update_item(Key={"customerId": tenant.customer_id}, UpdateExpression=expression,
+                                 ExpressionAttributeNames=names,
+                                 ExpressionAttributeValues={f":{i}": v for i, v in enumerate(values.values())})
+
+    def claim_bucket(self, tenant: Tenant) -> bool:
+        """Reserve the tenant's bucket for it, atomically: False when another tenant holds it."""
+        try:
+            self.datalake_tenants.put_item(
+                Item={"bucket": tenant.bucket_name, "customerId": tenant.customer_id},
+                ConditionExpression="attribute_not_exists(#bucket) OR customerId = :me",
+                ExpressionAttributeNames={"#bucket": "bucket"}, ExpressionAttributeValues={":me": tenant.customer_id})
+        except self.datalake_tenants.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def register(self, tenant: Tenant, platform: Platform) -> None:
         """The workflow manager's and the data lake's records of the tenant."""
@@ -60,16 +74,19 @@ class Registry:
             "bucket": tenant.bucket_name, "customerId": tenant.customer_id, "dataset": "amc", "team": "adtech",
             "prefix": tenant.customer_id, "database": tenant.database_name(platform)})
 
-    def unregister(self, tenant_record: dict[str, Any]) -> None:
-        self.workflow_tenants.delete_item(Key={"customerId": tenant_record["customerId"]})
-        if self.bucket_owner(tenant_record["bucketName"]) == tenant_record["customerId"]:
-            self.datalake_tenants.delete_item(Key={"bucket": tenant_record["bucketName"]})
+    def unregister(self, customer_id: str, bucket: str) -> None:
+        self.workflow_tenants.delete_item(Key={"customerId": customer_id})
+        self.release_bucket(customer_id, bucket)
+
+    def release_bucket(self, customer_id: str, bucket: str) -> None:
+        """Forget that ``bucket`` is the tenant's (only if it still is)."""
+        with contextlib.suppress(self.datalake_tenants.meta.client.exceptions.ConditionalCheckFailedException):
+            self.datalake_tenants.delete_item(Key={"bucket": bucket}, ConditionExpression="customerId = :me",
+                                              ExpressionAttributeValues={":me": customer_id})
 
 
-def subscribe_email(sns: Any, topic_arn: str, tenant: Tenant) -> str | None:
+def subscribe_email(sns: Any, topic_arn: str, tenant: Tenant) -> str:
     """The tenant's own address receives the status notifications about it only (a filter on ``tenantId``)."""
-    if not tenant.notification_email:
-        return None
     return str(sns.subscribe(TopicArn=topic_arn, Protocol="email", Endpoint=tenant.notification_email,
                              ReturnSubscriptionArn=True,
                              Attributes={"FilterPolicy": json.dumps({"tenantId": [tenant.customer_id]})}

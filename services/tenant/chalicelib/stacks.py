@@ -72,7 +72,8 @@ def _routing(tenant: Tenant, platform: Platform) -> dict[str, Any]:
             "StatementId": f"amci-{platform.stage}-tenant-{tenant.customer_id}", "EventBusName": "default",
             "Statement": {"Effect": "Allow", "Action": "events:PutEvents",
                           "Principal": {"AWS": f"arn:aws:iam::{tenant.bucket_account}:root"},
-                          "Resource": f"arn:aws:events:{platform.region}:{platform.account_id}:event-bus/default"}}}
+                          "Resource": f"arn:aws:events:{platform.region}:{platform.account_id}:event-bus/default",
+                          "Condition": {"StringEquals": {"events:source": "aws.s3"}}}}}  # S3's events only
     return resources
 
 
@@ -113,7 +114,7 @@ def _key_policy(tenant: Tenant, platform: Platform) -> dict[str, Any]:
          "Principal": {"AWS": f"arn:aws:iam::{platform.account_id}:root"}, "Action": "kms:*", "Resource": "*"},
         {"Sid": "AmcEncryptsThroughS3", "Effect": "Allow",
          "Principal": {"AWS": f"arn:aws:iam::{tenant.amc_account_id}:root"},
-         "Action": ["kms:GenerateDataKey", "kms:Encrypt"], "Resource": "*",
+         "Action": ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"], "Resource": "*",  # Decrypt: multipart
          "Condition": {"StringEquals": {"kms:ViaService": f"s3.{tenant.bucket_region}.amazonaws.com"}}}]}
 
 

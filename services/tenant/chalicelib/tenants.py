@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from chalicelib.contracts import AddTenant, GetTenant, ListTenants, OffboardTenant, UpdateTenant
+from chalicelib.deps import TenantService
 from chalicelib.model import Pattern, Platform, Tenant
 from chalicelib.registry import OFFBOARDED, ONBOARDING, Registry, revoke_lake_access
 from shared.aws import error_code
@@ -20,16 +21,20 @@ from shared.requests import RequestContext
 from shared.status import Status, StatusMessage
 
 log = logging.getLogger(__name__)
+LISTED_AT_MOST = 200
 CHECKS_ALLOWED = 120  # checks of the stacks, waitSeconds apart, before onboarding gives up
 WAIT_SECONDS = 5
 
 
-def add(request: AddTenant, ctx: RequestContext, deps: Any) -> None:
-    """Start onboarding (or updating in place) the tenant."""
+def add(request: AddTenant, ctx: RequestContext, deps: TenantService) -> None:
+    """Start onboarding (or updating in place) the tenant; its bucket is claimed for it first."""
     platform, registry = deps.platform, deps.registry
     tenant = Tenant.from_request(request.customer_details, platform)
     _check(tenant, request, platform, registry, deps.client("s3"))
-    registry.mark(tenant, ONBOARDING, ctx.request_id)
+    if not registry.claim_bucket(tenant):
+        owner = registry.bucket_owner(tenant.bucket_name)
+        raise ContractError(request.request_type, [FieldError(
+            "customer_details.amc.bucket_name", f"a bucket no other tenant uses ({owner} does)", tenant.bucket_name)])
     state = {"service": ctx.service, "requestType": ctx.request_type, "requestId": ctx.request_id,
              "tenantId": tenant.customer_id, "tenant": tenant.to_json(), "waitSeconds": WAIT_SECONDS,
              "maxChecks": CHECKS_ALLOWED}
@@ -38,7 +43,7 @@ def add(request: AddTenant, ctx: RequestContext, deps: Any) -> None:
     log.info("onboarding started" if started else "onboarding already running", extra={"execution": arn})
 
 
-def get(request: GetTenant, ctx: RequestContext, deps: Any) -> None:
+def get(request: GetTenant, ctx: RequestContext, deps: TenantService) -> None:
     record = _existing(deps.registry, request.customer_id)
     deps.publisher.publish(StatusMessage(service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED,
                                          tenant_id=request.customer_id, request_id=ctx.request_id,
@@ -46,29 +51,34 @@ def get(request: GetTenant, ctx: RequestContext, deps: Any) -> None:
                                          details={"tenant": _public(record)}))
 
 
-def list_all(request: ListTenants, ctx: RequestContext, deps: Any) -> None:
-    records = deps.registry.list()
+def list_all(request: ListTenants, ctx: RequestContext, deps: TenantService) -> None:
+    """The tenants, in one notification: the first LISTED_AT_MOST of them (SNS messages are at most 256 KB)."""
+    records = deps.registry.all()
     deps.publisher.publish(StatusMessage(service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED,
                                          request_id=ctx.request_id, summary=f"{len(records)} tenants",
-                                         details={"tenants": [_public(r) for r in records]}))
+                                         details={"tenants": [_public(r) for r in records[:LISTED_AT_MOST]],
+                                                  "truncated": len(records) > LISTED_AT_MOST}))
 
 
-def offboard(request: OffboardTenant, ctx: RequestContext, deps: Any) -> None:
+def offboard(request: OffboardTenant, ctx: RequestContext, deps: TenantService) -> None:
     """Remove the tenant's schedules, configuration, grants, notification address and stacks; keep its bucket and
     data (the bucket and its key are retained by the stack). Offboarding an offboarded tenant changes nothing."""
     record = _existing(deps.registry, request.customer_id)
-    platform, tenant = deps.platform, Tenant.from_json(record["tenant"])
+    if record["status"] == ONBOARDING:
+        raise ContractError(request.request_type, [FieldError(
+            "customer_id", "a tenant not being onboarded right now: retry when it has finished", record["status"])])
+    platform, tenant = deps.platform, Tenant.from_json(record.get("applied") or record["tenant"])
     if record["status"] != OFFBOARDED:
         _delete_schedule_group(deps.client("scheduler"), tenant.schedule_group(platform))
-        deps.registry.unregister(record)
+        deps.registry.unregister(tenant.customer_id, tenant.bucket_name)
         if record.get("database"):
             revoke_lake_access(deps.client("lakeformation"), record["database"], platform)
         if record.get("emailSubscriptionArn", "").startswith("arn:"):
             deps.client("sns").unsubscribe(SubscriptionArn=record["emailSubscriptionArn"])
-        for name in record.get("stacks", []):
-            region = tenant.bucket_region if name.endswith(f"-{tenant.bucket_region}") else platform.region
-            deps.client("cloudformation", region).delete_stack(StackName=name, RoleARN=platform.stacks_role_arn)
-        deps.registry.mark(tenant, OFFBOARDED, ctx.request_id, database=record.get("database"))
+        for stack in record.get("appliedStacks", []):
+            deps.client("cloudformation", stack["region"]).delete_stack(StackName=stack["name"],
+                                                                         RoleARN=platform.stacks_role_arn)
+        deps.registry.mark(tenant, OFFBOARDED, ctx.request_id, emailSubscriptionArn=None, emailSubscribedTo=None)
     deps.publisher.publish(StatusMessage(
         service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED, tenant_id=tenant.customer_id,
         request_id=ctx.request_id, summary=f"tenant {tenant.customer_id} offboarded; s3://{tenant.bucket_name} "
@@ -81,16 +91,24 @@ def _check(tenant: Tenant, request: AddTenant, platform: Platform, registry: Reg
     if owner not in (None, tenant.customer_id):
         errors.append(FieldError("customer_details.amc.bucket_name", f"a bucket no other tenant uses ({owner} does)",
                                  tenant.bucket_name))
+        raise ContractError(request.request_type, errors)  # nothing else about someone else's bucket matters
     if isinstance(request, UpdateTenant) and registry.get(tenant.customer_id) is None:
         errors.append(FieldError("customer_details.customer_id", "an onboarded tenant (use addTenant to add one)",
                                  tenant.customer_id))
     if not tenant.bucket_exists and tenant.pattern is Pattern.CROSS_ACCOUNT:
         errors.append(FieldError("customer_details.bucket_exists", "true for a bucket of another account: the "
                                  "platform creates buckets only in its own account", False))
-    if tenant.pattern is Pattern.EXISTING_BUCKET and not _bucket_exists(s3, tenant.bucket_name):
+    if tenant.bucket_name.startswith(f"amci-{platform.stage}-"):
+        errors.append(FieldError("customer_details.amc.bucket_name", "an AMC bucket, not one of the platform's own",
+                                 tenant.bucket_name))
+    elif tenant.pattern is Pattern.EXISTING_BUCKET and not _bucket_exists(s3, tenant.bucket_name):
         errors.append(FieldError("customer_details.amc.bucket_name", "an existing bucket of this account "
                                  "(bucket_exists is true); set bucket_exists to false to have it created",
                                  tenant.bucket_name))
+    elif tenant.pattern is Pattern.NEW_BUCKET and _bucket_exists(s3, tenant.bucket_name) and \
+            registry.bucket_owner(tenant.bucket_name) != tenant.customer_id:
+        errors.append(FieldError("customer_details.bucket_exists", "true: the bucket exists already (kept from an "
+                                 "earlier onboarding, or created outside the platform)", False))
     if errors:
         raise ContractError(request.request_type, errors)
 
@@ -119,4 +137,4 @@ def _delete_schedule_group(scheduler: Any, group: str) -> None:
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in ("tenant", "emailSubscriptionArn")}
+    return {k: v for k, v in record.items() if k not in ("tenant", "applied", "emailSubscriptionArn")}
