@@ -121,6 +121,12 @@ def test_a_bucket_of_another_account_gets_a_template_for_its_owner(cloud: LocalC
     rule = template["Resources"]["ForwardRule"]["Properties"]
     assert rule["EventPattern"]["detail"]["bucket"]["name"] == [f"amc-{tenant}-theirs"]
     assert rule["Targets"][0]["Arn"] == f"arn:aws:events:us-east-1:{ACCOUNT_ID}:event-bus/default"
+    reads = json.loads(template["Outputs"]["DataLakeReadStatement"]["Value"])
+    assert reads["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"} and "s3:GetObject" in reads["Action"]
+    assert note.body["details"]["bucketOwnerTemplateBody"] == template
+    bus = json.loads(aws.client("events").describe_event_bus(Name="default")["Policy"])
+    granted = next(s for s in bus["Statement"] if s["Sid"] == f"amci-local-tenant-{tenant}")
+    assert granted["Condition"] == {"StringEquals": {"events:source": "aws.s3"}}
     written = tmp_path / "bucket-owner.json"
     written.write_text(json.dumps(template))
     lint = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(written)], capture_output=True,

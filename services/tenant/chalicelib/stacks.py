@@ -48,10 +48,20 @@ def bucket_owner_template(tenant: Tenant, platform: Platform) -> dict[str, Any]:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (f"AMC Insights ({platform.stage}): send the object events of s3://{tenant.bucket_name} to "
                         f"account {platform.account_id}'s data lake. Also turn on EventBridge notifications on the "
-                        "bucket, and give AMC's account the statement in the DeliveryPolicyStatement output."),
+                        "bucket, and add the two statements of the outputs to its bucket policy (and, for a KMS "
+                        "key, let the same accounts use it)."),
         "Resources": resources,
-        "Outputs": {"DeliveryPolicyStatement": {"Value": _json_text(delivery_statement(tenant))}},
+        "Outputs": {"DeliveryPolicyStatement": {"Value": _json_text(delivery_statement(tenant))},
+                    "DataLakeReadStatement": {"Value": _json_text(_lake_reads(tenant, platform))}},
     }
+
+
+def _lake_reads(tenant: Tenant, platform: Platform) -> dict[str, Any]:
+    """What the platform's account needs on a bucket of another account to read the results into the lake."""
+    bucket_arn = f"arn:aws:s3:::{tenant.bucket_name}"
+    return {"Sid": "AmciDataLakeReads", "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{platform.account_id}:root"},
+            "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [bucket_arn, f"{bucket_arn}/*"]}
 
 
 def _template(tenant: Tenant, resources: dict[str, Any]) -> dict[str, Any]:
