@@ -211,15 +211,19 @@ def test_workflow_paging(amc: Amc) -> None:
 # -- executions ----------------------------------------------------------------------------------------------
 
 
+def _with_results_bucket(amc: Amc) -> tuple[str, Any]:
+    """A bucket in the local cloud that the test's instance delivers its results to, and an S3 client."""
+    bucket, s3, sandbox = f"amc-{amc.instance_id}", aws.client("s3"), amc.cloud.sandbox
+    s3.create_bucket(Bucket=bucket)
+    sandbox.amc.register_instance(amc.instance_id, sandbox.account.advertiser_id, sandbox.account.marketplace_id,
+                                  results_bucket=bucket)
+    return bucket, s3
+
+
 def test_execution_succeeds_and_results_reach_the_bucket_and_the_download_urls(
         amc: Amc, timings: Callable[[AmcTimings], None]) -> None:
     timings(FAST)
-    bucket = f"amc-{amc.instance_id}"
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    sandbox = amc.cloud.sandbox
-    sandbox.amc.register_instance(amc.instance_id, sandbox.account.advertiser_id, sandbox.account.marketplace_id,
-                                  results_bucket=bucket)
+    bucket, s3 = _with_results_bucket(amc)
     client = amc.client()
     client.create_workflow(Workflow("spend", SQL, filtered_metrics_discriminator_column="filtered"))
 
@@ -261,12 +265,7 @@ def test_execution_succeeds_and_results_reach_the_bucket_and_the_download_urls(
 
 def test_results_are_delivered_when_nobody_polls(amc: Amc, timings: Callable[[AmcTimings], None]) -> None:
     timings(FAST)
-    bucket = f"amc-{amc.instance_id}"
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket=bucket)
-    sandbox = amc.cloud.sandbox
-    sandbox.amc.register_instance(amc.instance_id, sandbox.account.advertiser_id, sandbox.account.marketplace_id,
-                                  results_bucket=bucket)
+    bucket, s3 = _with_results_bucket(amc)
     amc.client().create_execution(ExecutionRequest(workflow=Workflow("adhoc-report", "SELECT campaign FROM t")))
 
     listed = wait_until(lambda: s3.list_objects_v2(Bucket=bucket).get("Contents"), timeout_s=10, interval_s=0.05)
