@@ -1,0 +1,44 @@
+"""Reaching a tenant's AMC instance: its identifiers from the tenant service's record, its credentials from the
+``authId`` secret."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from shared import aws
+from shared.amazon.amc import AmcClient
+from shared.amazon.http import AmazonHttp
+from shared.amazon.lwa import BearerAuth, CredentialStore, TokenProvider
+from shared.amazon.regions import Endpoints, marketplace_region
+from shared.config import require
+from shared.contracts import ContractError, FieldError
+
+
+class UnknownTenant(ContractError):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__("tenant", [FieldError("customerId", "an onboarded tenant (see amci tenant list)",
+                                               customer_id)])
+
+
+def tenant_config(customer_id: str, table: Any) -> dict[str, Any]:
+    item = table.get_item(Key={"customerId": customer_id}, ConsistentRead=True).get("Item")
+    if item is None:
+        raise UnknownTenant(customer_id)
+    return item
+
+
+def client_for(config: dict[str, Any], providers: dict[str, TokenProvider]) -> AmcClient:
+    """An AMC client for the tenant's instance; token providers are kept per ``authId`` so tokens are reused."""
+    auth_id = config.get("authId") or "default"
+    if auth_id not in providers:
+        secret = f"{require('AUTH_SECRET_PREFIX')}{auth_id}"
+        providers[auth_id] = TokenProvider(CredentialStore(aws.client("secretsmanager"), secret),
+                                           AmazonHttp("lwa"), Endpoints.from_env())
+    return AmcClient(AmazonHttp("amc"), Endpoints.from_env(), BearerAuth(providers[auth_id]),
+                     config["amcInstanceId"], config["amcAmazonAdsAdvertiserId"],
+                     config["amcAmazonAdsMarketplaceId"], marketplace_region(config["amcAmazonAdsMarketplaceId"]))
+
+
+def tenants_table() -> Any:
+    return aws.table(os.environ["WORKFLOW_TENANTS_TABLE"])
