@@ -101,24 +101,23 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the outcome 
 _TIMEOUT = click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for it.")
 
 
-@tenant.command("add")
-@click.argument("details_file", type=click.File())
-@_ENDPOINTS
-@_TIMEOUT
-@_JSON
-def tenant_add(details_file: click.utils.LazyFile, endpoints: Path | None, timeout: float, as_json: bool) -> None:
-    """Onboard a tenant (or update it in place) from a JSON file: the AWS Solution's ``customer_details``."""
-    _ask_tenant("addTenant", _details(details_file), endpoints, timeout, as_json)
+def _details_command(name: str, request_type: str, summary: str) -> click.Command:
+    """``amci tenant add`` and ``update``: the same file, two requests."""
+
+    @tenant.command(name, help=summary)
+    @click.argument("details_file", type=click.File())
+    @_ENDPOINTS
+    @_TIMEOUT
+    @_JSON
+    def command(details_file: click.utils.LazyFile, endpoints: Path | None, timeout: float, as_json: bool) -> None:
+        _ask_tenant(request_type, _details(details_file), endpoints, timeout, as_json)
+
+    return command
 
 
-@tenant.command("update")
-@click.argument("details_file", type=click.File())
-@_ENDPOINTS
-@_TIMEOUT
-@_JSON
-def tenant_update(details_file: click.utils.LazyFile, endpoints: Path | None, timeout: float, as_json: bool) -> None:
-    """Change an onboarded tenant."""
-    _ask_tenant("updateTenant", _details(details_file), endpoints, timeout, as_json)
+_details_command("add", "addTenant", "Onboard a tenant (or update it in place) from a JSON file: the AWS "
+                 "Solution's customer_details.")
+_details_command("update", "updateTenant", "Change an onboarded tenant (same file as add).")
 
 
 @tenant.command("get")
