@@ -45,6 +45,7 @@ from tests.support import wait_until
 
 FAST_RETRIES = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, read_timeout_s=10)
 FAST = AmcTimings(pending_s=0.05, running_s=0.15, publishing_s=0.05, tick_s=0.05)
+PENDING_A_WHILE = AmcTimings(pending_s=2.0, running_s=0.2, publishing_s=0.1, tick_s=0.05)
 SLOW = AmcTimings(pending_s=0.05, running_s=60, publishing_s=0.05, tick_s=0.05)  # runs until cancelled
 SQL = ("SELECT advertiser, campaign, SUM(total_cost) AS spend, SUM(impressions) AS impressions "
        "FROM dsp_impressions GROUP BY advertiser, campaign")
@@ -222,7 +223,7 @@ def _with_results_bucket(amc: Amc) -> tuple[str, Any]:
 
 def test_execution_succeeds_and_results_reach_the_bucket_and_the_download_urls(
         amc: Amc, timings: Callable[[AmcTimings], None]) -> None:
-    timings(FAST)
+    timings(PENDING_A_WHILE)  # long enough to ask for results before they exist, even on a busy machine
     bucket, s3 = _with_results_bucket(amc)
     client = amc.client()
     client.create_workflow(Workflow("spend", SQL, filtered_metrics_discriminator_column="filtered"))
