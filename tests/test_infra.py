@@ -163,7 +163,8 @@ def _check_secret(p: dict, created: dict) -> None:
     secrets = aws.client("secretsmanager")
     assert secrets.describe_secret(SecretId=p["Name"])["KmsKeyId"] == p["KmsKeyId"]
     value = secrets.get_secret_value(SecretId=p["Name"], VersionStage="AWSCURRENT")["SecretString"]
-    assert json.loads(value).keys() == json.loads(p["SecretString"]).keys()  # the local cloud fills in demo values
+    # The local cloud fills in the demo credentials, and token refreshes add the cached access token.
+    assert json.loads(p["SecretString"]).keys() <= json.loads(value).keys()
 
 
 def _check_glue_database(p: dict, created: dict) -> None:
