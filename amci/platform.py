@@ -1,5 +1,6 @@
 """Talking to a running platform the way other systems do: requests on a service's request queue, answers on
-the status topic. Reached through ``.local/endpoints.json`` (the local cloud) or a profile's AWS account."""
+the status topic. Reached through ``.local/endpoints.json`` (the local cloud); reaching an AWS account comes with the
+deploy."""
 
 from __future__ import annotations
 

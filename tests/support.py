@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from shared import aws
+
 T = TypeVar("T")
 
 
@@ -19,3 +21,10 @@ def wait_until(probe: Callable[[], T], timeout_s: float = 30, interval_s: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last value: {value!r})")
         time.sleep(interval_s)
+
+
+def queue_idle(url: str) -> bool:
+    """No message waiting in the queue and none being handled."""
+    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return all(value == "0" for value in attributes.values())

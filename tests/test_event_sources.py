@@ -15,7 +15,7 @@ from amci.stages import stage_variables
 from local.cloud import LocalCloud
 from shared import aws
 from shared.config import resource_variables
-from tests.support import wait_until
+from tests.support import queue_idle, wait_until
 
 
 def _object_event(bucket: str, key: str, etag: str) -> str:
@@ -50,7 +50,7 @@ def test_a_partial_batch_failure_redelivers_only_the_failed_message_until_its_dl
         return [m for m in messages if run in m["Body"]]
 
     dead = wait_until(dead_lettered, timeout_s=30)
-    wait_until(lambda: _queue_drained(cloud.outputs["DatalakeEventsQueue"]), timeout_s=20)
+    wait_until(lambda: queue_idle(_queue_url(cloud.outputs["DatalakeEventsQueue"])), timeout_s=20)
 
     assert [m["Body"] for m in dead] == [f"not an event {run}"]  # only the failed one was redelivered and kept
     assert sorted(item["key"] for item in _ledger_items(cloud, f"batch-{run}/")) == [f"batch-{run}/a.csv",
@@ -79,7 +79,7 @@ def test_a_multipart_upload_emits_two_events_and_is_recorded_once(cloud: LocalCl
 
     created = wait_until(lambda: len(events := witness.created(key)) >= 2 and events)
     wait_until(lambda: _ledger_items(cloud, key))
-    wait_until(lambda: _queue_drained(cloud.outputs["DatalakeEventsQueue"]), timeout_s=20)
+    wait_until(lambda: queue_idle(_queue_url(cloud.outputs["DatalakeEventsQueue"])), timeout_s=20)
 
     assert len(created) == 2 and len({e["detail"]["object"]["version-id"] for e in created}) == 1
     assert len(_ledger_items(cloud, key)) == 1
@@ -91,7 +91,7 @@ def test_folder_markers_and_other_events_are_skipped_without_errors(cloud: Local
     aws.client("sqs").send_message(QueueUrl=_queue_url(cloud.outputs["DatalakeEventsQueue"]),
                                    MessageBody=json.dumps({"Event": "s3:TestEvent", "Bucket": marker}))
 
-    wait_until(lambda: _queue_drained(cloud.outputs["DatalakeEventsQueue"]), timeout_s=20)
+    wait_until(lambda: queue_idle(_queue_url(cloud.outputs["DatalakeEventsQueue"])), timeout_s=20)
 
     assert _ledger_items(cloud, marker) == []
     assert cloud.lambdas.errors["amci-datalake-local-on_object_event"] == 0
@@ -175,10 +175,3 @@ class Witness:
             self.seen.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
         return [e for e in self.seen if e["detail"]["object"]["key"] == key and e["detail-type"] == "Object Created"]
-
-
-def _queue_drained(name: str) -> bool:
-    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=_queue_url(name), AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return all(value == "0" for value in attributes.values())
-

@@ -16,7 +16,7 @@ from local.cloud import LocalCloud
 from local.inbox import Inbox
 from shared import aws
 from shared.config import SERVICES
-from tests.support import wait_until
+from tests.support import queue_idle, wait_until
 
 
 def _for_request(request_id: str):
@@ -134,7 +134,7 @@ def test_a_redelivered_request_starts_one_execution_and_sends_one_notification(
         sqs.send_message(QueueUrl=cloud.request_queue_url("datalake"), MessageBody=body)
 
     inbox.wait_for(_for_request(request_id), timeout_s=60)
-    wait_until(lambda: _queue_empty(cloud.request_queue_url("datalake")), timeout_s=20)
+    wait_until(lambda: queue_idle(cloud.request_queue_url("datalake")), timeout_s=20)
     inbox.drain(wait_s=2)
 
     executions = aws.client("stepfunctions").list_executions(
@@ -183,11 +183,6 @@ def test_an_internal_error_is_retried_then_notified_and_dead_lettered(
     assert _dlq_message_containing("amci-local-workflow-requests-dlq", request_id)
 
 
-def _queue_empty(url: str) -> bool:
-    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return all(value == "0" for value in attributes.values())
-
 
 def _dlq_message_containing(queue_name: str, text: str) -> dict:
     sqs = aws.client("sqs")
@@ -203,5 +198,3 @@ def _dlq_message_containing(queue_name: str, text: str) -> dict:
         return None
 
     return wait_until(find, timeout_s=30)
-
-

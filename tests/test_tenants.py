@@ -17,7 +17,7 @@ import pytest
 from local.cloud import ACCOUNT_ID, LocalCloud
 from local.inbox import Inbox, Notification
 from shared import aws
-from tests.support import wait_until
+from tests.support import queue_idle, wait_until
 
 AMC_ACCOUNT = "111122223333"
 
@@ -306,7 +306,7 @@ def test_a_request_redelivered_after_onboarding_finished_changes_nothing(cloud: 
     assert _answer(inbox, request_id).attributes["status"] == "SUCCEEDED"
 
     _send(cloud, {"customer_details": _details(tenant), "requestId": request_id})
-    wait_until(lambda: _queue_idle(cloud.request_queue_url("tenant")), timeout_s=20)
+    wait_until(lambda: queue_idle(cloud.request_queue_url("tenant")), timeout_s=20)
 
     assert _record(cloud, "TenantsTable", {"customerId": tenant})["status"] == "ACTIVE"
     assert _stack_operations(f"amci-local-tenant-{tenant}") == ["CREATE_IN_PROGRESS"]
@@ -341,9 +341,3 @@ def test_moving_to_another_bucket_and_address_releases_the_old_ones(cloud: Local
     subscribed = {s["Endpoint"] for s in aws.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]}
     assert f"b-{tenant}@example.com" in subscribed and f"a-{tenant}@example.com" not in subscribed
     assert _record(cloud, "TenantsTable", {"customerId": tenant})["emailSubscriptionArn"] != first
-
-
-def _queue_idle(url: str) -> bool:
-    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return all(value == "0" for value in attributes.values())
