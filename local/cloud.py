@@ -41,12 +41,12 @@ from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
 from local.sandbox import Sandbox
-from local.scheduler import Scheduler, SchedulerSchedules, scheduled_event
-from local.schedules import Clock, SystemClock, parse
+from local.scheduler import Clock, Scheduler, SchedulerSchedules, SystemClock, scheduled_event
 from local.sqs import EventSource, SqsPoller
 from shared import aws
 from shared.amazon.regions import Endpoints
 from shared.config import SERVICES
+from shared.schedules import parse
 
 log = logging.getLogger(__name__)
 ROOT = SERVICES_DIR.parent

@@ -10,18 +10,40 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from local.schedules import Clock, Schedule, ScheduleError, parse
+from shared.schedules import Schedule, ScheduleError, parse
 
 log = logging.getLogger(__name__)
 Fire = Callable[[datetime], None]
 Source = Callable[[], dict[str, tuple[Schedule, Fire]]]
 GRACE = timedelta(seconds=60)  # an at() schedule created slightly in the past still fires
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ScaledClock:
+    """A clock that runs ``speed`` times faster than real time, so a ``rate(1 minute)`` fires in a test."""
+
+    def __init__(self, speed: float, start: datetime | None = None) -> None:
+        self.speed = speed
+        self._start = start or datetime.now(UTC)
+        self._real_start = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._real_start) * self.speed)
 
 
 @dataclass
@@ -144,13 +166,14 @@ class SchedulerSchedules:
         except ScheduleError as exc:
             self._warn(name, str(exc))
             return None
-        return _Bounded(schedule, detail.get("EndDate")), lambda fire_time: self._deliver(detail)
+        return _Bounded(schedule, detail.get("EndDate")), lambda fire_time: self._deliver(detail, fire_time)
 
-    def _deliver(self, detail: dict[str, Any]) -> None:
+    def _deliver(self, detail: dict[str, Any], fire_time: datetime) -> None:
         target = detail["Target"]
         queue_name = target["Arn"].rsplit(":", 1)[1]
         url = self._sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=target["Arn"].split(":")[4])
-        args: dict[str, Any] = {"QueueUrl": url["QueueUrl"], "MessageBody": target.get("Input") or json.dumps({})}
+        args: dict[str, Any] = {"QueueUrl": url["QueueUrl"],
+                                "MessageBody": _with_context(target.get("Input") or json.dumps({}), detail, fire_time)}
         if "MessageGroupId" in target.get("SqsParameters", {}):
             args["MessageGroupId"] = target["SqsParameters"]["MessageGroupId"]
         self._sqs.send_message(**args)
@@ -162,6 +185,17 @@ class SchedulerSchedules:
         if name not in self._warned:
             self._warned.add(name)
             log.warning("schedule not run locally", extra={"schedule": name, "reason": message})
+
+
+def _with_context(text: str, detail: dict[str, Any], fire_time: datetime) -> str:
+    """The input with EventBridge Scheduler's context attributes filled in, as Scheduler does for templated
+    targets."""
+    context = {"<aws.scheduler.schedule-arn>": detail.get("Arn", ""),
+               "<aws.scheduler.scheduled-time>": fire_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "<aws.scheduler.execution-id>": str(uuid.uuid4()), "<aws.scheduler.attempt-number>": "1"}
+    for placeholder, value in context.items():
+        text = text.replace(placeholder, value)
+    return text
 
 
 @dataclass(frozen=True)

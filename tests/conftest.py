@@ -13,7 +13,7 @@ import pytest
 
 from local.cloud import LocalCloud
 from local.inbox import Inbox
-from local.schedules import ScaledClock
+from local.scheduler import ScaledClock
 from shared import aws
 
 TESTS = Path(__file__).resolve().parent

@@ -9,7 +9,7 @@ import pytest
 
 from local import cfn
 from local.provision import ProvisionError, provision
-from local.schedules import ScheduleError, parse
+from shared.schedules import ScheduleError, parse
 
 FRIDAY = datetime(2026, 11, 27, 4, 30, tzinfo=UTC)
 

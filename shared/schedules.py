@@ -1,4 +1,6 @@
-"""Schedule expressions (``rate(...)``, ``cron(...)``, ``at(...)``) and a clock, as EventBridge evaluates them.
+"""Schedule expressions (``rate(...)``, ``cron(...)``, ``at(...)``) as EventBridge Scheduler evaluates them, and the
+older quick start's ``custom(...)`` forms translated to cron. The workflow manager validates with it; the local
+cloud fires schedules with it.
 
 AWS cron has six fields, ``minutes hours day-of-month month day-of-week year``, with day-of-week 1-7 = SUN-SAT and
 one of the two day fields ``?``. Supported: ``*``, ``?``, lists, ranges, steps, names, ``L`` (last day of the
@@ -9,48 +11,27 @@ from __future__ import annotations
 
 import calendar
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTHS = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
 _DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_CUSTOM = re.compile(r"^custom\(\s*([HDWM])\s+(\S+)\s+(\S+)\s*\)$")
 _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 SEARCH_YEARS = 5
 
 
 class ScheduleError(ValueError):
-    """A schedule expression that is malformed, or uses what the local cloud does not evaluate."""
+    """A schedule expression that is malformed, or uses what is not evaluated here."""
 
 
 class Schedule(Protocol):
     def next_after(self, moment: datetime) -> datetime | None:
         """The first fire time strictly after ``moment`` (timezone-aware), or None when there is none."""
         ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class ScaledClock:
-    """A clock that runs ``speed`` times faster than real time, so a ``rate(1 minute)`` fires in a test."""
-
-    def __init__(self, speed: float, start: datetime | None = None) -> None:
-        self.speed = speed
-        self._start = start or datetime.now(UTC)
-        self._real_start = time.monotonic()
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._real_start) * self.speed)
 
 
 @dataclass(frozen=True)
@@ -102,17 +83,50 @@ class Cron:
         return dow == "*" or _day_of_week_matches(dow, day)
 
 
-def parse(expression: str, timezone: str = "UTC", anchor: datetime | None = None) -> Schedule:
-    """Parse an EventBridge schedule expression; ``anchor`` is when a rate schedule starts counting."""
+def translate(expression: str) -> str:
+    """The EventBridge form of ``expression``: the older quick start's ``custom(...)`` forms become cron (hours in
+    UTC, weekdays 0 = Monday as Python counts them); other expressions are returned as they are."""
     expression = expression.strip()
-    zone = ZoneInfo(timezone or "UTC")
+    match = _CUSTOM.match(expression)
+    if not expression.startswith("custom("):
+        return expression
+    if not match:
+        raise ScheduleError(f"{expression!r}: expected custom(H * *), custom(D * hour), custom(W weekday hour) or "
+                            "custom(M day hour)")
+    unit, day, hour = match.group(1), match.group(2), match.group(3)
+    if unit == "H":
+        return "cron(0 * * * ? *)"
+    limits = {"D": None, "W": (0, 6), "M": (1, 31)}[unit]
+    if not hour.isdigit() or not 0 <= int(hour) <= 23:
+        raise ScheduleError(f"{expression!r}: the hour must be 0-23 (UTC)")
+    if limits and not (day.isdigit() and limits[0] <= int(day) <= limits[1]):
+        what = "weekday 0-6 (0 = Monday)" if unit == "W" else "day of the month 1-31"
+        raise ScheduleError(f"{expression!r}: expected a {what}")
+    if unit == "D":
+        return f"cron(0 {int(hour)} * * ? *)"
+    if unit == "W":
+        return f"cron(0 {int(hour)} ? * {(int(day) + 1) % 7 + 1} *)"
+    return f"cron(0 {int(hour)} {int(day)} * ? *)"
+
+
+def parse(expression: str, timezone: str = "UTC", anchor: datetime | None = None) -> Schedule:
+    """Parse an EventBridge schedule expression (or a ``custom(...)`` one); ``anchor`` is when a rate schedule
+    starts counting."""
+    expression = translate(expression)
+    try:
+        zone = ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f"{timezone!r} is not a time zone name such as 'UTC' or 'Europe/Berlin'") from exc
     if match := _RATE.match(expression):
         value, unit = int(match.group(1)), match.group(2).rstrip("s")
         if value < 1 or (value == 1) != (match.group(2) == unit):
             raise ScheduleError(f"{expression}: use 'rate(1 {unit})' or 'rate(N {unit}s)' with N > 1")
         return Rate(timedelta(seconds=value * _UNITS[unit]), anchor or datetime.now(UTC))
     if expression.startswith("at(") and expression.endswith(")"):
-        return At(datetime.fromisoformat(expression[3:-1]).replace(tzinfo=zone).astimezone(UTC))
+        try:
+            return At(datetime.fromisoformat(expression[3:-1]).replace(tzinfo=zone).astimezone(UTC))
+        except ValueError as exc:
+            raise ScheduleError(f"{expression}: expected at(yyyy-mm-ddThh:mm:ss)") from exc
     if expression.startswith("cron(") and expression.endswith(")"):
         return _cron(expression[5:-1].split(), zone, expression)
     raise ScheduleError(f"{expression!r}: expected rate(...), cron(...) or at(...)")
