@@ -55,6 +55,7 @@ DEFAULT_PORT = int(os.environ.get("AMCI_LOCAL_PORT", "4747"))
 STAGE = "local"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
+LOCAL_PARAMETERS = {"ExecutionPollSeconds": 5}  # the sandbox's AMC finishes in seconds, not minutes
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "core": {"passthrough": {"services": ["lambda"]}}}
 _AMAZON_APIS = ("lwa", "ads", "amc", "sp")
 _NOISY_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3", "moto.stepfunctions.parser")
@@ -92,7 +93,7 @@ class LocalCloud:
             self._start_emulator(undo)
             self._lap("emulator", started)
             self.stack = provision(INFRA / "platform.yaml", f"amci-{STAGE}", {
-                "Stage": STAGE, "ArtifactBucket": f"amci-{STAGE}-artifacts", **self.parameters},
+                "Stage": STAGE, "ArtifactBucket": f"amci-{STAGE}-artifacts", **LOCAL_PARAMETERS, **self.parameters},
                 aws.client, REGION, ACCOUNT_ID)
             self._lap("provisioning", started)
             self._create_artifact_bucket()

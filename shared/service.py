@@ -10,7 +10,7 @@ from typing import Any
 from shared import aws
 from shared.config import ServiceSettings
 from shared.requests import Classifier, Quarantine, RequestContext, RequestRouter, Route, by_request_type
-from shared.status import StatusPublisher
+from shared.status import Status, StatusMessage, StatusPublisher
 
 ServiceHandler = Callable[[Any, RequestContext, "Service"], None]
 
@@ -41,6 +41,13 @@ class Service:
             return lambda request, ctx: handler(request, ctx, self)
 
         return RequestRouter(self.name, [Route(c, bind(h)) for c, h in self._routes], self._classify)
+
+    def answer(self, ctx: RequestContext, tenant_id: str, status: Status, summary: str,
+               details: dict[str, Any] | None = None, request_type: str | None = None) -> None:
+        """Publish the outcome of the request ``ctx`` (as ``request_type`` when it names its own operation)."""
+        self.publisher.publish(StatusMessage(service=ctx.service, request_type=request_type or ctx.request_type,
+                                             status=status, tenant_id=tenant_id, request_id=ctx.request_id,
+                                             summary=summary, details=details or {}))
 
     def handle_requests(self, records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
         """Handle a batch from the request queue (Lambda's SQS event records)."""

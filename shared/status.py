@@ -23,6 +23,7 @@ class Status(StrEnum):
     REJECTED = "REJECTED"  # the request broke its contract; it was answered and quarantined
     ERROR = "ERROR"  # an internal error that exhausted its retries
     NO_DATA = "NO_DATA"
+    CANCELLED = "CANCELLED"  # stopped on request (an AMC execution cancelled)
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,14 @@ class StatusMessage:
     tenant_id: str = PLATFORM_TENANT
     request_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    about: str = ""  # what the outcome concerns, for the subject line (e.g. "top-campaigns 7d29a430-...")
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def subject(self) -> str:
         # SNS subjects: at most 100 printable ASCII characters, no line breaks.
         text = f"[AMC Insights] {self.service} {self.request_type} {self.status} ({self.tenant_id})"
+        text += f": {self.about}" if self.about else ""
         return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)[:100]
 
     def body(self) -> str:

@@ -17,7 +17,7 @@ from local.scheduler import ScaledClock
 from shared import aws
 
 TESTS = Path(__file__).resolve().parent
-TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2}
+TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2, "ExecutionPollSeconds": 1}
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from local.cloud import LocalCloud
+from local.inbox import Inbox, Notification
 from shared import aws
 
 T = TypeVar("T")
@@ -28,3 +32,33 @@ def queue_idle(url: str) -> bool:
     attributes = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return all(value == "0" for value in attributes.values())
+
+
+def send(cloud: LocalCloud, service: str, body: dict[str, Any]) -> str:
+    """Put a request on ``service``'s request queue; returns its request id (one is added when missing)."""
+    request_id = body.setdefault("requestId", uuid.uuid4().hex[:16])
+    aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url(service), MessageBody=json.dumps(body))
+    return request_id
+
+
+def ask(cloud: LocalCloud, inbox: Inbox, service: str, body: dict[str, Any], timeout_s: float = 60) -> Notification:
+    """Send a request and wait for its notification."""
+    request_id = send(cloud, service, body)
+    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s)
+
+
+def onboard(cloud: LocalCloud, inbox: Inbox, prefix: str, instance_id: str | None = None, **details: Any) -> str:
+    """A tenant onboarded through the tenant service, on ``instance_id`` (the sandbox's demo instance by default,
+    else one registered in the sandbox that delivers into the tenant's new bucket)."""
+    customer_id = f"{prefix}{uuid.uuid4().hex[:8]}"
+    demo, bucket = cloud.sandbox.credentials, f"amc-{customer_id}-results"
+    if instance_id is not None:
+        cloud.sandbox.amc.register_instance(instance_id, demo["advertiser_id"], demo["marketplace_id"], bucket)
+    note = ask(cloud, inbox, "tenant", {"customer_details": {
+        "customer_id": customer_id, "customer_name": f"{prefix} tests", "bucket_exists": "false", **details,
+        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": bucket,
+                "instance_id": instance_id or demo["amc_instance_id"],
+                "amazon_ads_advertiser_id": demo["advertiser_id"],
+                "amazon_ads_marketplace_id": demo["marketplace_id"]}}})
+    assert note.attributes["status"] == "SUCCEEDED", note.body
+    return customer_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,21 +10,12 @@ import pytest
 
 from local.cloud import LocalCloud
 from local.inbox import Inbox, Notification
-from shared import aws
+from tests.support import ask, onboard
 
 
 @pytest.fixture(scope="module")
 def tenant(cloud: LocalCloud, inbox: Inbox) -> str:
-    """A tenant onboarded through the tenant service, on the sandbox's demo AMC instance."""
-    customer_id = f"wf{uuid.uuid4().hex[:8]}"
-    demo = cloud.sandbox.credentials
-    request_id = _send(cloud, "tenant", {"customer_details": {
-        "customer_id": customer_id, "customer_name": "Workflow tests", "bucket_exists": "false",
-        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": f"amc-{customer_id}-results",
-                "instance_id": demo["amc_instance_id"], "amazon_ads_advertiser_id": demo["advertiser_id"],
-                "amazon_ads_marketplace_id": demo["marketplace_id"]}}})
-    assert inbox.wait_for(lambda n: n.body.get("request_id") == request_id, 60).attributes["status"] == "SUCCEEDED"
-    return customer_id
+    return onboard(cloud, inbox, "wf")
 
 
 @pytest.fixture
@@ -34,19 +24,8 @@ def faults(cloud: LocalCloud) -> Iterator[Any]:
     cloud.sandbox.faults.clear()
 
 
-def _send(cloud: LocalCloud, service: str, body: dict[str, Any]) -> str:
-    request_id = body.setdefault("requestId", uuid.uuid4().hex[:16])
-    aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url(service), MessageBody=json.dumps(body))
-    return request_id
-
-
-def _ask(cloud: LocalCloud, inbox: Inbox, body: dict[str, Any]) -> Notification:
-    request_id = _send(cloud, "workflow", body)
-    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, 60)
-
-
 def _workflow(cloud: LocalCloud, inbox: Inbox, tenant: str, request: dict[str, Any]) -> Notification:
-    return _ask(cloud, inbox, {"customerId": tenant, "workflowRequest": {"customerId": tenant, **request}})
+    return ask(cloud, inbox, "workflow", {"customerId": tenant, "workflowRequest": {"customerId": tenant, **request}})
 
 
 def _definition(workflow_id: str, sql: str = "SELECT campaign, SUM(impressions) AS impressions FROM t") -> dict:
@@ -63,7 +42,7 @@ def test_create_then_create_again_updates_get_list_and_delete(cloud: LocalCloud,
     again = _workflow(cloud, inbox, tenant, {"requestType": "createWorkflow",
                                              "workflowDefinition": _definition(workflow_id, "SELECT 2 AS two")})
     got = _workflow(cloud, inbox, tenant, {"requestType": "getWorkflow", "workflowId": workflow_id})
-    listed = _ask(cloud, inbox, {"requestType": "listWorkflows", "customerId": tenant})
+    listed = ask(cloud, inbox, "workflow", {"requestType": "listWorkflows", "customerId": tenant})
     deleted = _workflow(cloud, inbox, tenant, {"requestType": "deleteWorkflow", "workflowId": workflow_id})
     gone = _workflow(cloud, inbox, tenant, {"requestType": "getWorkflow", "workflowId": workflow_id})
 

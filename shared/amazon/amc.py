@@ -296,9 +296,12 @@ class AmcClient:
 
     # -- executions ------------------------------------------------------------------------------------------
 
-    def create_execution(self, request: ExecutionRequest, deadline: Deadline | None = None) -> Execution:
-        """Start an execution, at most once: an ambiguous failure is followed by a look for what it created."""
-        body = request.to_api()
+    def create_execution(self, request: ExecutionRequest | Mapping[str, Any],
+                         deadline: Deadline | None = None) -> Execution:
+        """Start an execution, at most once: an ambiguous failure is followed by a look for what it created.
+
+        ``request`` may also be the API's own body, sent as it is (fields this client does not model pass)."""
+        body = request.to_api() if isinstance(request, ExecutionRequest) else dict(request)
         since = self._clock() - self.creation_skew_s
         failures: list[AmbiguousFailure] = []
 
@@ -393,13 +396,15 @@ class AmcClient:
             settle_s = min(settle_s, max(0.0, deadline.remaining() - 1.0))
         stop = time.monotonic() + settle_s
         while True:
-            found = self._find_execution(body, since, deadline)
+            found = self.find_execution(body, since, deadline)
             left = stop - time.monotonic()
             if found is not None or left <= 0:
                 return found
             self._sleep(min(self.settle_poll_s, left))
 
-    def _find_execution(self, body: Mapping[str, Any], since: float, deadline: Deadline | None) -> Execution | None:
+    def find_execution(self, body: Mapping[str, Any], since: float, deadline: Deadline | None = None
+                       ) -> Execution | None:
+        """The newest execution created since ``since`` (epoch seconds) that ``body`` would have created."""
         ad_hoc = "workflow" in body
         workflow_id = body.get("workflowId") or (body.get("workflow") or {}).get("workflowId")
         candidates = [e for e in self.list_executions(

@@ -129,6 +129,7 @@ class Instance:
     workflows: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, Execution] = field(default_factory=dict)  # in creation order
     slot_freed_at: float = 0.0  # the last cancellation: nothing queued may start before it
+    peak_active: int = 0  # the most executions queued or running at once: a client's gate keeps it <= the limit
 
     def live(self) -> list[Execution]:
         return [e for e in self.executions.values() if e.final_status is None]
@@ -247,7 +248,9 @@ class AmcState:
                 execution.outcome = "FAILED"
                 execution.running_s = float(request["workflowExecutionTimeoutSeconds"])
                 execution.reason = TIMEOUT_REASON.format(seconds=request["workflowExecutionTimeoutSeconds"])
+            self.advance(instance_id)
             instance.executions[execution.execution_id] = execution
+            instance.peak_active = max(instance.peak_active, len(instance.live()))
             return self._execution_out(execution, now, include_workflow=False)
 
     def get_execution(self, instance_id: str, execution_id: str, include_workflow: bool = False) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class CustomerDetails(_Strict):
     bucket_account: str | None = Field(None, pattern=ACCOUNT_ID)
     bucket_region: str | None = Field(None, pattern=REGION)
     notification_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    max_concurrent_executions: int = Field(10, ge=1, le=10, description="AMC executions at once (AMC allows 10)")
     amc: AmcDetails
 
     @field_validator("bucket_region")

@@ -63,6 +63,7 @@ class Tenant:
     marketplace_id: str
     notification_email: str | None
     pattern: Pattern
+    max_concurrent_executions: int = 10
 
     @classmethod
     def from_request(cls, details: CustomerDetails, platform: Platform) -> Tenant:
@@ -75,7 +76,8 @@ class Tenant:
                    amc_account_id=details.amc.aws_orange_account_id, instance_id=details.amc.instance_id,
                    advertiser_id=details.amc.amazon_ads_advertiser_id,
                    marketplace_id=details.amc.amazon_ads_marketplace_id,
-                   notification_email=details.notification_email, pattern=pattern)
+                   notification_email=details.notification_email, pattern=pattern,
+                   max_concurrent_executions=details.max_concurrent_executions)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Tenant:

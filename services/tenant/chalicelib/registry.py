@@ -69,7 +69,7 @@ class Registry:
             "customerId": tenant.customer_id, "amcInstanceId": tenant.instance_id,
             "amcAmazonAdsAdvertiserId": tenant.advertiser_id, "amcAmazonAdsMarketplaceId": tenant.marketplace_id,
             "authId": tenant.auth_id or "default", "scheduleGroup": tenant.schedule_group(platform),
-            "concurrencyLimit": 10})
+            "concurrencyLimit": tenant.max_concurrent_executions})
         self.datalake_tenants.put_item(Item={
             "bucket": tenant.bucket_name, "customerId": tenant.customer_id, "dataset": "amc", "team": "adtech",
             "prefix": tenant.customer_id, "database": tenant.database_name(platform)})

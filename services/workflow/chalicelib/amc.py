@@ -1,5 +1,5 @@
-"""Reaching a tenant's AMC instance: its identifiers from the tenant service's record, its credentials from the
-``authId`` secret."""
+"""Reaching a tenant's AMC instance: its identifiers and limits from the tenant service's record, its credentials
+from the ``authId`` secret."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from shared.amazon.regions import Endpoints, marketplace_region
 from shared.config import require
 from shared.contracts import ContractError, FieldError
 
+DEFAULT_CONCURRENCY = 10  # AMC runs at most 10 executions of an instance at once
+_TOKENS: dict[str, TokenProvider] = {}  # per authId, for the life of the container: tokens are reused
+
 
 class UnknownTenant(ContractError):
     def __init__(self, customer_id: str) -> None:
@@ -21,14 +24,21 @@ class UnknownTenant(ContractError):
                                                customer_id)])
 
 
-def tenant_config(customer_id: str, table: Any) -> dict[str, Any]:
+def tenant_config(customer_id: str, table: Any | None = None) -> dict[str, Any]:
+    """The tenant's record: ``amcInstanceId``, advertiser and marketplace, ``authId``, ``scheduleGroup``,
+    ``concurrencyLimit``."""
+    table = table or aws.table(os.environ["WORKFLOW_TENANTS_TABLE"])
     item = table.get_item(Key={"customerId": customer_id}, ConsistentRead=True).get("Item")
     if item is None:
         raise UnknownTenant(customer_id)
     return item
 
 
-def client_for(config: dict[str, Any], providers: dict[str, TokenProvider]) -> AmcClient:
+def concurrency_limit(config: dict[str, Any]) -> int:
+    return int(config.get("concurrencyLimit") or DEFAULT_CONCURRENCY)
+
+
+def client_for(config: dict[str, Any], providers: dict[str, TokenProvider] = _TOKENS) -> AmcClient:
     """An AMC client for the tenant's instance; token providers are kept per ``authId`` so tokens are reused."""
     auth_id = config.get("authId") or "default"
     if auth_id not in providers:
@@ -38,7 +48,3 @@ def client_for(config: dict[str, Any], providers: dict[str, TokenProvider]) -> A
     return AmcClient(AmazonHttp("amc"), Endpoints.from_env(), BearerAuth(providers[auth_id]),
                      config["amcInstanceId"], config["amcAmazonAdsAdvertiserId"],
                      config["amcAmazonAdsMarketplaceId"], marketplace_region(config["amcAmazonAdsMarketplaceId"]))
-
-
-def tenants_table() -> Any:
-    return aws.table(os.environ["WORKFLOW_TENANTS_TABLE"])

@@ -1,19 +1,24 @@
-"""The workflow manager's workflow requests, in the AWS Solution's shape unchanged:
-``{"customerId": ..., "workflowRequest": {"requestType": "createWorkflow", "workflowDefinition": {...}}}``, and
-``listWorkflows`` which it lacked."""
+"""The workflow manager's requests. The AWS Solution's shapes are accepted unchanged: workflow requests
+``{"customerId", "workflowRequest": {"requestType": "createWorkflow", "workflowDefinition": {...}}}``, execution
+requests ``{"customerId", "requestType": "createExecution", "createExecutionRequest": {...}}`` and schedules
+``{"execution_request", "schedule_expression", "rule_name"}``; the operations it lacked (lists, sync, schedule
+management, backfills) use ``requestType`` like every other service."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared import schedules
 from shared.contracts import Request
 
 CUSTOMER_ID = r"^[a-z][a-z0-9-]{1,29}$"
 WORKFLOW_ID = r"^[A-Za-z0-9._-]{1,128}$"  # AMC: alphanumerics, '.', '-', '_'; no spaces
-WORKFLOW_REQUESTS = ("createWorkflow", "updateWorkflow", "getWorkflow", "deleteWorkflow")
+SCHEDULE_NAME = r"^[A-Za-z0-9_.-]{1,40}$"
+EXECUTION_ID = r"^[A-Za-z0-9-]{1,64}$"
+TIME_WINDOW_TYPES = ("EXPLICIT", "MOST_RECENT_DAY", "MOST_RECENT_WEEK", "CURRENT_MONTH", "PREVIOUS_MONTH")
 
 
 class WorkflowDefinition(BaseModel):
@@ -58,9 +63,186 @@ class ListWorkflows(Request):
     customerId: str = Field(pattern=CUSTOMER_ID)
 
 
+class ExecutionBody(BaseModel):
+    """``createExecutionRequest``: sent to AMC as it is, after its relative dates are resolved. Only what the
+    platform relies on is checked; every other field (``ignoreDataGaps``, ``useAsyncValidation``, ...) passes."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    workflowId: str | None = Field(None, pattern=WORKFLOW_ID)
+    workflow: WorkflowDefinition | None = None
+    timeWindowType: Literal[TIME_WINDOW_TYPES] | None = None  # type: ignore[valid-type]
+    timeWindowStart: str | None = None
+    timeWindowEnd: str | None = None
+    timeWindowTimeZone: str | None = None
+
+    @model_validator(mode="after")
+    def _one_workflow(self) -> ExecutionBody:
+        if (self.workflowId is None) == (self.workflow is None):
+            raise ValueError("workflowId: give the id of a saved workflow, or an ad hoc 'workflow', not both")
+        if self.timeWindowType == "EXPLICIT" and not (self.timeWindowStart and self.timeWindowEnd):
+            raise ValueError("timeWindowStart: an EXPLICIT time window needs timeWindowStart and timeWindowEnd")
+        return self
+
+    @field_validator("timeWindowTimeZone")
+    @classmethod
+    def _zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            schedules.parse("rate(1 day)", zone)  # raises a clear error for an unknown zone
+        return zone
+
+    @property
+    def workflow_id(self) -> str:
+        return str(self.workflowId or self.workflow.workflowId)  # type: ignore[union-attr]
+
+    def to_api(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class CreateExecution(Request):
+    """Run a saved or ad hoc workflow; ``scheduleName``/``scheduledTime`` are set by a schedule firing."""
+
+    request_type = "createExecution"
+    requestType: Literal["createExecution"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    createExecutionRequest: ExecutionBody
+    scheduleName: str | None = Field(None, pattern=SCHEDULE_NAME)
+    scheduledTime: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+class _OneExecution(Request):
+    """Cancel and status name the AMC execution; a ``createExecutionRequest`` the AWS Solution insisted on is
+    accepted and ignored."""
+
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    workflowExecutionId: str = Field(pattern=EXECUTION_ID)
+    createExecutionRequest: dict[str, Any] | None = None
+
+
+class CancelExecution(_OneExecution):
+    request_type = "cancelExecution"
+    requestType: Literal["cancelExecution"]
+
+
+class GetExecutionStatus(_OneExecution):
+    request_type = "getExecutionStatus"
+    requestType: Literal["getExecutionStatus"]
+
+
+class ListExecutions(Request):
+    """The tenant's execution records, newest first: ``status`` filters, ``limit`` caps."""
+
+    request_type = "listExecutions"
+    requestType: Literal["listExecutions"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    status: Literal["QUEUED", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "REJECTED", "CANCELLED",
+                    "ERROR"] | None = None
+    limit: int = Field(50, ge=1, le=500)
+
+
+class SyncExecutions(Request):
+    """Bring the records up to date with AMC for the last ``days``, executions started elsewhere included."""
+
+    request_type = "syncExecutions"
+    requestType: Literal["syncExecutions"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    days: int = Field(1, ge=1, le=90)
+
+
+class ScheduleRequest(Request):
+    """Create or update a schedule that sends ``executionRequest`` to the workflow manager."""
+
+    request_type = "createSchedule"
+    requestType: Literal["createSchedule", "updateSchedule"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    scheduleName: str = Field(pattern=SCHEDULE_NAME)
+    scheduleExpression: str = Field(min_length=1, max_length=256)
+    timezone: str = "UTC"
+    description: str = Field("", max_length=512)
+    enabled: bool = True
+    executionRequest: CreateExecution
+
+    _legacy = model_validator(mode="before")(lambda raw: _from_legacy(raw))
+
+    @model_validator(mode="after")
+    def _valid(self) -> ScheduleRequest:
+        try:
+            schedules.parse(self.scheduleExpression, self.timezone)
+        except schedules.ScheduleError as exc:
+            raise ValueError(f"scheduleExpression: {exc}") from None
+        if self.executionRequest.customerId != self.customerId:
+            raise ValueError("executionRequest: its customerId must be the schedule's customerId")
+        return self
+
+
+class UpdateSchedule(ScheduleRequest):
+    request_type = "updateSchedule"
+
+
+class NamedSchedule(Request):
+    request_type = "deleteSchedule"
+    requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
+    customerId: str | None = Field(None, pattern=CUSTOMER_ID)  # the AWS Solution's delete names the rule only
+    scheduleName: str = Field(pattern=SCHEDULE_NAME)
+
+    _legacy = model_validator(mode="before")(lambda raw: _from_legacy(raw))
+
+
+class EnableSchedule(NamedSchedule):
+    request_type = "enableSchedule"
+
+
+class DisableSchedule(NamedSchedule):
+    request_type = "disableSchedule"
+
+
+class ListSchedules(Request):
+    request_type = "listSchedules"
+    requestType: Literal["listSchedules"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+
+
+class Backfill(Request):
+    """Executions of one workflow over ``startDate``..``endDate`` (inclusive days, relative dates allowed), one per
+    window of ``windowDays``, each with ``createExecutionRequest``'s other fields."""
+
+    request_type = "backfillExecutions"
+    requestType: Literal["backfillExecutions"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    startDate: str
+    endDate: str
+    windowDays: int = Field(1, ge=1, le=366)
+    createExecutionRequest: ExecutionBody
+
+
+class ResubmitBackfill(Request):
+    """Run again the windows of backfill ``backfillId`` that did not succeed."""
+
+    request_type = "resubmitBackfill"
+    requestType: Literal["resubmitBackfill"]
+    customerId: str = Field(pattern=CUSTOMER_ID)
+    backfillId: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _from_legacy(raw: Any) -> Any:
+    """The AWS Solution's schedule payloads in this service's shape (``rule_name`` becomes ``scheduleName``)."""
+    if not isinstance(raw, Mapping) or "rule_name" not in raw or "requestType" in raw:
+        return raw
+    if "schedule_expression" not in raw:
+        return {"requestType": "deleteSchedule", "scheduleName": raw.get("rule_name"),
+                **({"requestId": raw["requestId"]} if "requestId" in raw else {})}
+    execution = raw.get("execution_request")
+    return {"requestType": "createSchedule", "scheduleName": raw.get("rule_name"),
+            "customerId": execution.get("customerId") if isinstance(execution, Mapping) else None,
+            "scheduleExpression": raw.get("schedule_expression"), "description": raw.get("rule_description") or "",
+            "executionRequest": execution, **({"requestId": raw["requestId"]} if "requestId" in raw else {})}
+
+
 def classify(raw: Mapping[str, Any]) -> str | None:
-    """``requestType``; the AWS Solution's workflow requests carry theirs inside ``workflowRequest``."""
+    """``requestType``; the AWS Solution's workflow requests carry theirs inside ``workflowRequest``, and its
+    schedule requests have none (``rule_name``)."""
     if isinstance(raw.get("workflowRequest"), Mapping):
         return WorkflowRequest.request_type
+    if "rule_name" in raw and "requestType" not in raw:
+        return ScheduleRequest.request_type if "schedule_expression" in raw else NamedSchedule.request_type
     request_type = raw.get("requestType")
     return request_type if isinstance(request_type, str) else None
