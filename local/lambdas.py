@@ -16,7 +16,8 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import unquote
 
@@ -70,12 +71,37 @@ class Lambdas:
         return self.functions[name]
 
 
+class _WarmServer(HTTPServer):
+    """Requests are handled by a pool of reused threads, as Lambda reuses warm containers: what a function caches
+    per thread (boto3 resources) is built once per worker, not once per call."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], workers: int) -> None:
+        super().__init__(address, handler)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="lambda")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(self._handle, request, client_address)
+
+    def _handle(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # as socketserver does: report it and carry on serving
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class InvokeEndpoint:
     """Lambda's ``Invoke`` API (``POST /2015-03-31/functions/{name}/invocations``) on a loopback port."""
 
+    WORKERS = 64  # concurrent invocations (Step Functions tasks waiting on slow APIs hold one each)
+
     def __init__(self, lambdas: Lambdas, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(lambdas))
-        self._server.daemon_threads = True
+        self._server = _WarmServer((host, port), _handler_class(lambdas), self.WORKERS)
         self._thread = threading.Thread(target=self._server.serve_forever, name="lambda-invoke", daemon=True)
 
     @property

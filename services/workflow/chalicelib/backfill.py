@@ -8,6 +8,7 @@ or resubmission finds them and adds nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -51,7 +52,7 @@ def start(request: Backfill, ctx: RequestContext, service: Service) -> None:
     template = request.createExecutionRequest.to_api()
     backfill_id, workflow_id = ctx.request_id, request.createExecutionRequest.workflow_id
     Records(table()).put(request.customerId, "backfill", backfill_id, backfillId=backfill_id, workflowId=workflow_id,
-                         windows=[[a.isoformat(), b.isoformat()] for a, b in cuts], template=template)
+                         windows=[[a.isoformat(), b.isoformat()] for a, b in cuts], template=json.dumps(template))
     submitted = sum(_submit(request.customerId, backfill_id, index, cuts[index], template, attempt=0)
                     for index in range(len(cuts)))
     service.answer(ctx, request.customerId, Status.SUCCEEDED,
@@ -74,7 +75,7 @@ def resubmit(request: ResubmitBackfill, ctx: RequestContext, service: Service) -
     cuts = [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in backfill["windows"]]
     again = sorted(index for index, (_, status) in latest.items() if status in _RETRY)
     for index in again:
-        _submit(request.customerId, request.backfillId, index, cuts[index], backfill["template"],
+        _submit(request.customerId, request.backfillId, index, cuts[index], json.loads(backfill["template"]),
                 attempt=latest[index][0] + 1)
     service.answer(ctx, request.customerId, Status.SUCCEEDED,
                    f"backfill {request.backfillId}: {len(again)} of {len(cuts)} windows resubmitted",

@@ -61,7 +61,8 @@ def submit(customer_id: str, key: str, body: dict[str, Any], fingerprint: str, *
     Raises ContractError when ``key`` was used for another request."""
     records = Records(table())
     workflow_id = body.get("workflowId") or body["workflow"]["workflowId"]
-    record = records.add_execution(customer_id, key, workflowId=workflow_id, request=body,
+    # The body is kept as JSON text: DynamoDB would turn its numbers into Decimals (and refuse floats).
+    record = records.add_execution(customer_id, key, workflowId=workflow_id, request=json.dumps(body),
                                    fingerprint=fingerprint, **fields)
     if record.get("fingerprint") != fingerprint:
         raise ContractError("createExecution", [FieldError(
@@ -170,13 +171,14 @@ def start(state: dict[str, Any]) -> dict[str, Any]:
     if record.get("workflowExecutionId"):
         return {**state, "workflowExecutionId": record["workflowExecutionId"], "terminal": False}
     client = client_for(tenant_config(state["customerId"]))
+    body = json.loads(record["request"])
     if record.get("createAttemptAt") and (found := client.find_execution(
-            record["request"], float(record["createAttemptAt"]) - _CREATE_SKEW_S)):
+            body, float(record["createAttemptAt"]) - _CREATE_SKEW_S)):
         execution = found
     else:
         records.update_execution(state["customerId"], state["requestId"], createAttemptAt=int(time.time()))
         try:
-            execution = client.create_execution(record["request"])
+            execution = client.create_execution(body)
         except _REFUSED as refusal:
             return {**state, "terminal": True, "status": "REJECTED", "message": f"AMC refused: {refusal.detail}",
                     "amcCode": refusal.code}
@@ -221,7 +223,8 @@ def finish(state: dict[str, Any], gate: ConcurrencyGate, service: Service) -> di
                              outputS3URI=state.get("outputS3URI"))
     if records.claim_notification(customer_id, key):
         workflow, execution_id = record.get("workflowId", "?"), state.get("workflowExecutionId")
-        summary = f"{customer_id} createExecution for {workflow} {outcome}" + (f": {message}" if message else "")
+        summary = f"{customer_id} createExecution for {workflow} ({execution_id or 'not started'}) {outcome}" + (
+            f": {message}" if message else "")
         service.publisher.publish(StatusMessage(
             service=service.name, request_type="createExecution", status=_STATUS.get(outcome, Status.FAILED),
             tenant_id=customer_id, request_id=key, summary=summary, about=f"{workflow} {execution_id or ''}".strip(),
