@@ -7,6 +7,7 @@ seconds; the scheduler's clock runs 60 times faster, so a ``rate(1 minute)`` fir
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from local.cloud import LocalCloud
 from local.inbox import Inbox
 from local.scheduler import ScaledClock
 from shared import aws
+from tests.support import FAST
 
 TESTS = Path(__file__).resolve().parent
 TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2, "ExecutionPollSeconds": 1}
@@ -31,3 +33,12 @@ def cloud() -> Iterator[LocalCloud]:
 def inbox(cloud: LocalCloud) -> Inbox:
     """Every status notification published while the tests run."""
     return Inbox(aws.client("sqs"), aws.client("sns"), cloud.outputs["StatusTopicArn"])
+
+
+@pytest.fixture(scope="module")
+def fast_amc(cloud: LocalCloud) -> Iterator[None]:
+    """The sandbox's AMC runs executions in about two seconds while the module's tests run."""
+    before = cloud.sandbox.amc.timings
+    cloud.sandbox.amc.timings = replace(FAST)
+    yield
+    cloud.sandbox.amc.timings = before

@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 
 from local.cloud import LocalCloud
 from local.inbox import Inbox, Notification
+from local.sandbox.amc.state import AmcTimings
 from shared import aws
 
 T = TypeVar("T")
+FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)  # AMC executions in ~2 s
 
 
 def wait_until(probe: Callable[[], T], timeout_s: float = 30, interval_s: float = 0.2) -> T:
@@ -62,3 +64,27 @@ def onboard(cloud: LocalCloud, inbox: Inbox, prefix: str, instance_id: str | Non
                 "amazon_ads_marketplace_id": demo["marketplace_id"]}}})
     assert note.attributes["status"] == "SUCCEEDED", note.body
     return customer_id
+
+
+def amc_tenant(cloud: LocalCloud, inbox: Inbox, **details: Any) -> tuple[str, str]:
+    """A tenant on its own sandbox instance (so counts are its own), with a saved workflow ``top``."""
+    instance = f"amc{uuid.uuid4().hex[:8]}"
+    customer = onboard(cloud, inbox, "ex", instance, **details)
+    note = ask(cloud, inbox, "workflow", {"customerId": customer, "workflowRequest": {
+        "requestType": "createWorkflow", "workflowDefinition": {
+            "workflowId": "top", "sqlQuery": "SELECT campaign, SUM(impressions) AS impressions FROM t GROUP BY 1"}}})
+    assert note.attributes["status"] == "SUCCEEDED", note.body
+    return customer, instance
+
+
+def execution_request(customer: str, **fields: Any) -> dict[str, Any]:
+    """An execution request as the AWS Solution's notebooks send it."""
+    return {"customerId": customer, "requestType": "createExecution", "createExecutionRequest": {
+        "workflowId": "top", "timeWindowType": "EXPLICIT", "timeWindowStart": "today(-2)",
+        "timeWindowEnd": "TODAY(-1)", "timeWindowTimeZone": "America/New_York", "ignoreDataGaps": True,
+        "workflowExecutionTimeoutSeconds": 86400, "parameterValues": {"report_date": "TODAY(-1)"}, **fields}}
+
+
+def execution_outcome(inbox: Inbox, request_id: str, timeout_s: float = 90) -> Notification:
+    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id
+                          and n.attributes["requestType"] == "createExecution", timeout_s)

@@ -12,50 +12,15 @@ from typing import Any
 import pytest
 
 from local.cloud import LocalCloud
-from local.inbox import Inbox, Notification
-from local.sandbox.amc.state import AmcTimings
+from local.inbox import Inbox
 from shared import aws
-from tests.support import ask, onboard, send, wait_until
-
-FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)
-
-
-@pytest.fixture(scope="module")
-def fast_amc(cloud: LocalCloud) -> Iterator[None]:
-    before = cloud.sandbox.amc.timings
-    cloud.sandbox.amc.timings = replace(FAST)
-    yield
-    cloud.sandbox.amc.timings = before
+from tests.support import FAST, amc_tenant, ask, execution_outcome, execution_request, queue_idle, send, wait_until
 
 
 @pytest.fixture
 def faults(cloud: LocalCloud) -> Iterator[Any]:
     yield cloud.sandbox.faults
     cloud.sandbox.faults.clear()
-
-
-def _tenant(cloud: LocalCloud, inbox: Inbox, **details: Any) -> tuple[str, str]:
-    """A tenant on its own sandbox instance (so counts are its own), with a saved workflow ``top``."""
-    instance = f"amc{uuid.uuid4().hex[:8]}"
-    customer = onboard(cloud, inbox, "ex", instance, **details)
-    note = ask(cloud, inbox, "workflow", {"customerId": customer, "workflowRequest": {
-        "requestType": "createWorkflow", "workflowDefinition": {
-            "workflowId": "top", "sqlQuery": "SELECT campaign, SUM(impressions) AS impressions FROM t GROUP BY 1"}}})
-    assert note.attributes["status"] == "SUCCEEDED", note.body
-    return customer, instance
-
-
-def _execution(customer: str, **fields: Any) -> dict[str, Any]:
-    """An execution request as the AWS Solution's notebooks send it."""
-    return {"customerId": customer, "requestType": "createExecution", "createExecutionRequest": {
-        "workflowId": "top", "timeWindowType": "EXPLICIT", "timeWindowStart": "today(-2)",
-        "timeWindowEnd": "TODAY(-1)", "timeWindowTimeZone": "America/New_York", "ignoreDataGaps": True,
-        "workflowExecutionTimeoutSeconds": 86400, "parameterValues": {"report_date": "TODAY(-1)"}, **fields}}
-
-
-def _outcome(inbox: Inbox, request_id: str, timeout_s: float = 90) -> Notification:
-    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id
-                          and n.attributes["requestType"] == "createExecution", timeout_s)
 
 
 def _creates(cloud: LocalCloud, instance: str) -> list[Any]:
@@ -70,10 +35,10 @@ def _record(cloud: LocalCloud, customer: str, request_id: str) -> dict[str, Any]
 
 def test_an_execution_runs_delivers_its_csv_and_is_notified_once(cloud: LocalCloud, inbox: Inbox,
                                                                  fast_amc: None) -> None:
-    customer, instance = _tenant(cloud, inbox)
+    customer, instance = amc_tenant(cloud, inbox)
 
-    request_id = send(cloud, "workflow", _execution(customer))
-    note = _outcome(inbox, request_id)
+    request_id = send(cloud, "workflow", execution_request(customer))
+    note = execution_outcome(inbox, request_id)
 
     details = note.body["details"]
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
@@ -101,25 +66,25 @@ def test_an_execution_runs_delivers_its_csv_and_is_notified_once(cloud: LocalClo
 
 
 def test_a_duplicated_request_creates_one_amc_execution(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> None:
-    customer, instance = _tenant(cloud, inbox)
-    request = {**_execution(customer), "requestId": f"dup-{uuid.uuid4().hex[:8]}"}
+    customer, instance = amc_tenant(cloud, inbox)
+    request = {**execution_request(customer), "requestId": f"dup-{uuid.uuid4().hex[:8]}"}
 
     for _ in range(3):
         send(cloud, "workflow", dict(request))
-    note = _outcome(inbox, request["requestId"])
+    note = execution_outcome(inbox, request["requestId"])
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     assert len(_creates(cloud, instance)) == 1
-    wait_until(lambda: not _pending_requests(cloud), 30)
+    wait_until(lambda: queue_idle(cloud.request_queue_url("workflow")), 30)
     assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
 
 
 def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: LocalCloud, inbox: Inbox,
                                                                    fast_amc: None) -> None:
-    customer, instance = _tenant(cloud, inbox)
-    ids = [send(cloud, "workflow", _execution(customer)) for _ in range(50)]
+    customer, instance = amc_tenant(cloud, inbox)
+    ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(50)]
 
-    notes = [_outcome(inbox, request_id, timeout_s=300) for request_id in ids]
+    notes = [execution_outcome(inbox, request_id, timeout_s=300) for request_id in ids]
 
     assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 50
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 10  # the sandbox saw at most ten at once
@@ -129,10 +94,10 @@ def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: Local
 
 
 def test_a_tenants_own_limit_is_kept(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> None:
-    customer, instance = _tenant(cloud, inbox, max_concurrent_executions=3)
-    ids = [send(cloud, "workflow", _execution(customer)) for _ in range(8)]
+    customer, instance = amc_tenant(cloud, inbox, max_concurrent_executions=3)
+    ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(8)]
 
-    assert all(_outcome(inbox, r, 120).attributes["status"] == "SUCCEEDED" for r in ids)
+    assert all(execution_outcome(inbox, r, 120).attributes["status"] == "SUCCEEDED" for r in ids)
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 3
 
 
@@ -143,12 +108,12 @@ def test_a_tenants_own_limit_is_kept(cloud: LocalCloud, inbox: Inbox, fast_amc: 
     ({"outcome": "FAILED", "times": 1}, "FAILED", 1),
     ({"status": 400, "message": "Unknown parameter report_day", "times": 1}, "REJECTED", 0),
 ])
-def test_amc_faults_end_in_the_right_outcome(cloud: LocalCloud, inbox: Inbox, fast_amc: None, faults: Any,
+def test_amc_faults_end_in_the_rightexecution_outcome(cloud: LocalCloud, inbox: Inbox, fast_amc: None, faults: Any,
                                              fault: dict[str, Any], status: str, creates: int) -> None:
-    customer, instance = _tenant(cloud, inbox)
+    customer, instance = amc_tenant(cloud, inbox)
     faults.add("amc", "createWorkflowExecution", **fault)
 
-    note = _outcome(inbox, send(cloud, "workflow", _execution(customer)))
+    note = execution_outcome(inbox, send(cloud, "workflow", execution_request(customer)))
 
     assert note.attributes["status"] == status, note.body["summary"]
     assert len(_creates(cloud, instance)) == creates
@@ -158,41 +123,41 @@ def test_amc_faults_end_in_the_right_outcome(cloud: LocalCloud, inbox: Inbox, fa
 
 def test_expired_tokens_and_an_outage_while_running_are_ridden_out(cloud: LocalCloud, inbox: Inbox,
                                                                    faults: Any) -> None:
-    customer, instance = _tenant(cloud, inbox)
+    customer, instance = amc_tenant(cloud, inbox)
     cloud.sandbox.amc.timings = replace(FAST, running_s=6.0)
     try:
-        request_id = send(cloud, "workflow", _execution(customer))
+        request_id = send(cloud, "workflow", execution_request(customer))
         wait_until(lambda: len(_creates(cloud, instance)) == 1, 60)
     finally:
         cloud.sandbox.amc.timings = replace(FAST)
     cloud.sandbox.lwa.expire_all()
     faults.outage("amc", seconds=4)
 
-    note = _outcome(inbox, request_id)
+    note = execution_outcome(inbox, request_id)
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     assert cloud.sandbox.requests.where(api="amc", operation="getWorkflowExecution", status=503)
 
 
 def test_an_execution_cancelled_mid_run_is_notified_as_cancelled(cloud: LocalCloud, inbox: Inbox) -> None:
-    customer, _ = _tenant(cloud, inbox)
+    customer, _ = amc_tenant(cloud, inbox)
     cloud.sandbox.amc.timings = replace(FAST, running_s=60.0)
     try:
-        request_id = send(cloud, "workflow", _execution(customer))
+        request_id = send(cloud, "workflow", execution_request(customer))
         execution_id = wait_until(lambda: _record(cloud, customer, request_id).get("workflowExecutionId"), 60)
     finally:
         cloud.sandbox.amc.timings = replace(FAST)
 
     cancelled = ask(cloud, inbox, "workflow", {"customerId": customer, "requestType": "cancelExecution",
                                                "workflowExecutionId": execution_id})
-    note = _outcome(inbox, request_id)
+    note = execution_outcome(inbox, request_id)
 
     assert cancelled.attributes["status"] == "SUCCEEDED", cancelled.body["summary"]
     assert note.attributes["status"] == "CANCELLED" and note.body["details"]["workflowExecutionId"] == execution_id
 
 
 def test_an_internal_error_is_notified_and_frees_the_slot(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> None:
-    customer, _ = _tenant(cloud, inbox, max_concurrent_executions=1)
+    customer, _ = amc_tenant(cloud, inbox, max_concurrent_executions=1)
     # The tenant's credentials are replaced by ones Amazon refuses (as when a user revokes the app's consent).
     secrets, auth_id = aws.client("secretsmanager"), f"revoked-{customer}"
     secrets.create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
@@ -201,14 +166,8 @@ def test_an_internal_error_is_notified_and_frees_the_slot(cloud: LocalCloud, inb
     aws.table(cloud.outputs["WorkflowTenantsTable"]).update_item(
         Key={"customerId": customer}, UpdateExpression="SET authId = :a", ExpressionAttributeValues={":a": auth_id})
 
-    first = _outcome(inbox, send(cloud, "workflow", _execution(customer)))
-    second = _outcome(inbox, send(cloud, "workflow", _execution(customer)))
+    first = execution_outcome(inbox, send(cloud, "workflow", execution_request(customer)))
+    second = execution_outcome(inbox, send(cloud, "workflow", execution_request(customer)))
 
     assert [first.attributes["status"], second.attributes["status"]] == ["ERROR", "ERROR"]
     assert "AuthorizationFailed" in first.body["summary"]
-
-
-def _pending_requests(cloud: LocalCloud) -> bool:
-    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=cloud.request_queue_url("workflow"), AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return any(value != "0" for value in attributes.values())
