@@ -10,7 +10,7 @@ Pieces, in the order :meth:`LocalCloud.start` assembles them:
 5. event sources: an SQS poller per ``on_sqs_message`` (``local/sqs.py``), the scheduler for ``@app.schedule``
    and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
    (``local/athena.py``); stacks created through the CloudFormation API made to apply what moto skips
-   (``local/cloudformation.py``);
+   (``local/cloudformation.py``); DynamoDB calls serialised, as moto's backend needs (``local/dynamodb.py``);
 6. the Amazon API sandbox (``local/sandbox/``), which every function reaches through ``AMAZON_API_ENDPOINTS``,
    and whose demo credentials fill the default credential secret;
 7. ``.local/endpoints.json`` for other processes.
@@ -37,6 +37,7 @@ from local import environ
 from local.apps import SERVICES_DIR, LoadedApp, load_app
 from local.athena import AthenaOnDuckDB
 from local.cloudformation import CloudFormationPatch
+from local.dynamodb import SerialDynamoDb
 from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
@@ -246,6 +247,8 @@ class LocalCloud:
         self.athena.install()
         self.cloudformation = CloudFormationPatch()
         self.cloudformation.install()
+        self.dynamodb = SerialDynamoDb()
+        self.dynamodb.install()
         for poller in self.pollers:
             poller.start()
         self.scheduler.start()
@@ -258,6 +261,7 @@ class LocalCloud:
         self.glue.uninstall()
         self.athena.uninstall()
         self.cloudformation.uninstall()
+        self.dynamodb.uninstall()
 
     def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:
         queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]
