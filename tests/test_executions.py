@@ -110,7 +110,7 @@ def test_a_tenants_own_limit_is_kept(cloud: LocalCloud, inbox: Inbox, fast_amc: 
     ({"outcome": "FAILED", "times": 1}, "FAILED", 1),
     ({"status": 400, "message": "Unknown parameter report_day", "times": 1}, "REJECTED", 0),
 ])
-def test_amc_faults_end_in_the_rightexecution_outcome(cloud: LocalCloud, inbox: Inbox, fast_amc: None, faults: Any,
+def test_amc_faults_end_in_the_right_outcome(cloud: LocalCloud, inbox: Inbox, fast_amc: None, faults: Any,
                                              fault: dict[str, Any], status: str, creates: int) -> None:
     customer, instance = amc_tenant(cloud, inbox)
     faults.add("amc", "createWorkflowExecution", **fault)
@@ -173,3 +173,16 @@ def test_an_internal_error_is_notified_and_frees_the_slot(cloud: LocalCloud, inb
 
     assert [first.attributes["status"], second.attributes["status"]] == ["ERROR", "ERROR"]
     assert "AuthorizationFailed" in first.body["summary"]
+
+
+def test_an_ad_hoc_execution_runs_its_own_sql(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> None:
+    customer, instance = amc_tenant(cloud, inbox)
+    request = execution_request(customer)
+    del request["createExecutionRequest"]["workflowId"]
+    request["createExecutionRequest"]["workflow"] = {"workflowId": "adhoc-1", "sqlQuery": "SELECT 1 AS one"}
+
+    note = execution_outcome(inbox, send(cloud, "workflow", request))
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert note.body["details"]["workflowId"] == "adhoc-1"
+    assert _creates(cloud, instance)[0].body["workflow"]["sqlQuery"] == "SELECT 1 AS one"
