@@ -18,10 +18,11 @@ import hashlib
 import json
 import os
 import time
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.amc import client_for, concurrency_limit, tenant_config
+from chalicelib.amc import UnknownTenant, client_for, concurrency_limit, tenant_config
 from chalicelib.contracts import CancelExecution, CreateExecution, GetExecutionStatus, ListExecutions, SyncExecutions
 from chalicelib.gate import ConcurrencyGate
 from chalicelib.records import ERROR, Records, table
@@ -201,8 +202,8 @@ def poll(state: dict[str, Any]) -> dict[str, Any]:
     if not execution.terminal and time.time() > state["deadline"]:
         try:
             client.cancel_execution(execution.execution_id)
-        except ExecutionFinished:
-            return poll({**state, "deadline": float("inf")})
+        except ExecutionFinished:  # it finished meanwhile: the next look reports how
+            return {**state, "terminal": False}
         return {**state, "terminal": True, "status": "CANCELLED",
                 "message": "cancelled: it ran longer than EXECUTION_MAX_HOURS"}
     Records(table()).update_execution(state["customerId"], state["requestId"], executionStatus=state["status"])
@@ -215,8 +216,8 @@ def finish(state: dict[str, Any], gate: ConcurrencyGate, service: Service) -> di
     error = state.get("error")
     outcome = ERROR if error else state.get("status", ERROR)
     message = _error_message(error) if error else state.get("message")
-    config = tenant_config(customer_id)
-    gate.release(config["amcInstanceId"], _gate_key(state))
+    with suppress(UnknownTenant):  # offboarded meanwhile: nothing waits behind it
+        gate.release(tenant_config(customer_id)["amcInstanceId"], _gate_key(state))
     records = Records(table())
     record = records.execution(customer_id, key) or {}
     records.update_execution(customer_id, key, executionStatus=outcome, amcMessage=message,
