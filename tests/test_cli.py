@@ -47,8 +47,10 @@ def local_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalUp]:
     process = subprocess.Popen([str(AMCI), "local", "up", "--port", str(port), "--endpoints", str(endpoints_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        yield LocalUp(process, port, wait_until(lambda: _endpoints_for(endpoints_file, port), timeout_s=60),
-                      endpoints_file)
+        # Generous: on a busy 2-core machine (the other test worker running 50 executions) start-up is slow.
+        endpoints = wait_until(lambda: process.poll() is not None or _endpoints_for(endpoints_file, port), 180)
+        assert process.poll() is None, process.communicate()[0]
+        yield LocalUp(process, port, endpoints, endpoints_file)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
