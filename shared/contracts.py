@@ -45,6 +45,8 @@ class ContractError(ValueError):
 
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# A tenant's id: it names stacks, rules (at most 64 characters), a schedule group and a database.
+CUSTOMER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,29}$"
 
 
 class Contract(BaseModel):

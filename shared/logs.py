@@ -77,7 +77,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": scrub(message),
+            "message": message,  # scrubbed with the rest of the line below
         }
         if self.service:
             line["service"] = self.service

@@ -3,6 +3,7 @@ the app, not in the local cloud, which configures logging itself)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 
@@ -21,7 +22,12 @@ def init(service: str | None = None, environ: Mapping[str, str] | None = None) -
     if not is_deployed(environ):
         return False
     logs.configure(service, replace_all=True)  # Lambda's own root handler would print every line twice
+    _patch_for_xray()
+    return True
+
+
+@functools.cache  # once per container, though both the shared tasks and the app call init
+def _patch_for_xray() -> None:
     from aws_xray_sdk.core import patch  # imported here: it costs cold-start time where it is not used
 
     patch(("boto3", "botocore", "requests"), raise_errors=False)
-    return True

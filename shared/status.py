@@ -79,10 +79,15 @@ def state_machine_outcome(event: dict[str, Any]) -> StatusMessage:
     error = request.pop("error", None)
     summary = request.pop("summary", None) or f"{request['requestType']} {status.lower()}"
     if error:
-        summary = f"{summary}: {error.get('Error')}: {_cause_message(error.get('Cause'))}"
+        summary = f"{summary}: {error_summary(error)}"
     return StatusMessage(service=request["service"], request_type=request["requestType"], status=status,
                          summary=summary, tenant_id=request.get("tenantId") or PLATFORM_TENANT,
                          request_id=request.get("requestId"), details=request)
+
+
+def error_summary(error: dict[str, Any]) -> str:
+    """``Error: message`` for what a state machine's Catch put in its ``ResultPath`` (``{"Error", "Cause"}``)."""
+    return f"{error.get('Error')}: {_cause_message(error.get('Cause'))}"
 
 
 def _cause_message(cause: Any) -> str:

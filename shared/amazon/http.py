@@ -52,11 +52,6 @@ class Deadline:
         self._clock = clock
         self._ends = clock() + seconds
 
-    @classmethod
-    def from_lambda_context(cls, context: Any, margin_s: float = 10.0) -> Deadline:
-        """The Lambda's remaining time, less ``margin_s`` to report the outcome."""
-        return cls(context.get_remaining_time_in_millis() / 1000 - margin_s)
-
     def remaining(self) -> float:
         return max(0.0, self._ends - self._clock())
 
@@ -88,20 +83,45 @@ class AmazonHttp:
              deadline: Deadline | None = None, headers: Mapping[str, str] | None = None,
              stream: bool = False, **body: Any) -> requests.Response:
         """Send the request, retrying what is safe to retry; raise a typed :class:`AmazonApiError` otherwise."""
+        return self.retrying(operation, lambda: self._attempt(operation, method, url, idempotent, auth, deadline,
+                                                              headers, stream, body),
+                             idempotent=idempotent, deadline=deadline, invalidate=auth.invalidate if auth else None)
+
+    def retrying(self, operation: str, attempt: Callable[[], T | AmazonApiError], *, idempotent: bool,
+                 deadline: Deadline | None, invalidate: Callable[[], None] | None) -> T:
+        """Run ``attempt`` until it returns a result: after a refusal of the token (``invalidate``, then once
+        more), and after failures :func:`retryable` allows, within the policy's attempts and the deadline."""
         refreshed = False
-        attempt = 0
+        attempts = 0
         while True:
-            attempt += 1
-            error = self._attempt(operation, method, url, idempotent, auth, deadline, headers, stream, body)
-            if isinstance(error, requests.Response):
-                return error
-            if error.status in self._unauthorized and auth is not None and not refreshed:
-                auth.invalidate()  # the token expired or was revoked: one fresh token, then the same request
+            attempts += 1
+            outcome = attempt()
+            if not isinstance(outcome, AmazonApiError):
+                return outcome
+            if outcome.status in self._unauthorized and invalidate is not None and not refreshed:
+                invalidate()  # the token expired or was revoked: one fresh token, then the same request
                 refreshed = True
                 continue
-            if not retryable(error, idempotent) or attempt >= self.policy.max_attempts:
-                raise error
-            self.wait(operation, attempt, error, deadline)
+            if not retryable(outcome, idempotent) or attempts >= self.policy.max_attempts:
+                raise outcome
+            self.wait(operation, attempts, outcome, deadline)
+
+    def read_timeout(self, deadline: Deadline | None) -> float:
+        """The policy's read timeout, shortened to what is left of ``deadline`` (at least a second)."""
+        if deadline is None:
+            return self.policy.read_timeout_s
+        return max(1.0, min(self.policy.read_timeout_s, deadline.remaining()))
+
+    def answered(self, operation: str, error: AmazonApiError, idempotent: bool) -> AmazonApiError:
+        """An error response as it counts: a 5xx to a call that is not idempotent may have done its work."""
+        if error.status is not None and error.status >= 500 and not idempotent:
+            return AmbiguousFailure(self.api, operation, error.detail, error.status, error.code, error.request_id,
+                                    error.retry_after)
+        return error
+
+    def unanswered(self, operation: str, idempotent: bool, message: str) -> AmazonApiError:
+        """A request sent without a complete answer: safe to send again only when idempotent."""
+        return (ServerError if idempotent else AmbiguousFailure)(self.api, operation, message)
 
     def wait(self, operation: str, attempt: int, error: AmazonApiError, deadline: Deadline | None) -> None:
         """Sleep before the next attempt, or raise OutOfTime when the budget cannot cover it."""
@@ -117,28 +137,19 @@ class AmazonHttp:
                  deadline: Deadline | None, headers: Mapping[str, str] | None, stream: bool,
                  body: dict[str, Any]) -> requests.Response | AmazonApiError:
         all_headers = {**(auth.headers() if auth else {}), **(headers or {})}
-        read_timeout = self.policy.read_timeout_s
-        if deadline is not None:
-            read_timeout = max(1.0, min(read_timeout, deadline.remaining()))
+        read_timeout = self.read_timeout(deadline)
         try:
             response = self.session.request(method, url, headers=all_headers, stream=stream,
                                             timeout=(self.policy.connect_timeout_s, read_timeout), **body)
         except requests.ConnectionError as exc:
             if isinstance(exc, requests.ConnectTimeout) or _never_sent(exc):
                 return ServerError(self.api, operation, f"could not connect: {type(exc).__name__}")
-            return self._unknown_outcome(operation, idempotent, f"connection failed: {type(exc).__name__}")
+            return self.unanswered(operation, idempotent, f"connection failed: {type(exc).__name__}")
         except requests.Timeout:
-            return self._unknown_outcome(operation, idempotent, f"no response within {read_timeout:.0f}s")
+            return self.unanswered(operation, idempotent, f"no response within {read_timeout:.0f}s")
         if response.status_code < 400:
             return response
-        error = error_from(self.api, operation, response)
-        if error.status is not None and error.status >= 500 and not idempotent:
-            return AmbiguousFailure(self.api, operation, error.detail, error.status, error.code, error.request_id,
-                                    error.retry_after)
-        return error
-
-    def _unknown_outcome(self, operation: str, idempotent: bool, message: str) -> AmazonApiError:
-        return (ServerError if idempotent else AmbiguousFailure)(self.api, operation, message)
+        return self.answered(operation, error_from(self.api, operation, response), idempotent)
 
 
 def create_once(operation: str, http: AmazonHttp, create: Callable[[], T], find_existing: Callable[[], T | None],

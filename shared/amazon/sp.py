@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from shared import USER_AGENT
 from shared.amazon.errors import AmazonApiError, OutOfTime, ServerError
-from shared.amazon.http import AmazonHttp, AmbiguousFailure, Deadline, RetryPolicy, create_once, error_from, retryable
+from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy, create_once, error_from
 from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region, marketplace_region
 
@@ -198,7 +198,8 @@ class SpReportsClient:
         self.tokens = tokens
         self.endpoints = endpoints or Endpoints.from_env()
         self.region = region
-        self.http = AmazonHttp(API, policy, sleep=sleep, rng=rng)  # retry waits, create_once and downloads
+        # Retries, create_once and downloads; SP-API refuses an expired token with 403 as well as 401.
+        self.http = AmazonHttp(API, policy, sleep=sleep, rng=rng, unauthorized=(401, 403))
         self.limiter = limiter or LIMITER
         self.settle_s = settle_s
         self._sleep = sleep
@@ -308,48 +309,32 @@ class SpReportsClient:
 
     def _call(self, operation: str, region: Region, deadline: Deadline | None,
               invoke: Callable[[Any, tuple[float, float]], T], idempotent: bool = True) -> T:
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
+        def attempt() -> T | AmazonApiError:
             api = self._api(region)
             self.tokens.access_token(deadline)  # a refresh is slow: not between the rate-limit token and the call
             self.limiter.acquire(operation, deadline)
-            outcome = self._attempt(operation, api, deadline, invoke, idempotent)
-            if not isinstance(outcome, AmazonApiError):
-                return outcome
-            if outcome.status in (401, 403) and not refreshed:
-                self.tokens.invalidate()  # expired or revoked: one fresh token, then the same request
-                refreshed = True
-                continue
-            if not retryable(outcome, idempotent) or attempt >= self.http.policy.max_attempts:
-                raise outcome
-            self.http.wait(operation, attempt, outcome, deadline)
+            return self._attempt(operation, api, deadline, invoke, idempotent)
+
+        return self.http.retrying(operation, attempt, idempotent=idempotent, deadline=deadline,
+                                  invalidate=self.tokens.invalidate)
 
     def _attempt(self, operation: str, api: Any, deadline: Deadline | None,
                  invoke: Callable[[Any, tuple[float, float]], T], idempotent: bool) -> T | AmazonApiError:
         sdk = _sdk()
-        policy = self.http.policy
-        read_timeout = policy.read_timeout_s
-        if deadline is not None:
-            read_timeout = max(1.0, min(read_timeout, deadline.remaining()))
         self._token_source.local.deadline = deadline
         try:
-            return invoke(api, (policy.connect_timeout_s, read_timeout))
+            return invoke(api, (self.http.policy.connect_timeout_s, self.http.read_timeout(deadline)))
         except sdk.ApiException as exc:
             if not exc.status:  # raised before a response: TLS failure, or a request the SDK could not build
-                return _unknown_outcome(operation, idempotent, f"no response: {exc.reason}")
+                return self.http.unanswered(operation, idempotent, f"no response: {exc.reason}")
             error = error_from(API, operation, _ErrorResponse(exc))  # type: ignore[arg-type]
         except sdk.ConnectTimeoutError as exc:  # includes refused connections: the request never left
             return ServerError(API, operation, f"could not connect: {type(exc).__name__}")
         except sdk.HTTPError as exc:  # sent, but no complete answer (read timeout, connection reset)
-            return _unknown_outcome(operation, idempotent, f"no response: {type(exc).__name__}")
+            return self.http.unanswered(operation, idempotent, f"no response: {type(exc).__name__}")
         finally:
             self._token_source.local.deadline = None
-        if error.status is not None and error.status >= 500 and not idempotent:
-            return AmbiguousFailure(API, operation, error.detail, error.status, error.code, error.request_id,
-                                    error.retry_after)
-        return error
+        return self.http.answered(operation, error, idempotent)
 
     def _api(self, region: Region) -> Any:
         """The SDK's ReportsApi for ``region``, built once."""
@@ -395,10 +380,6 @@ class _ErrorResponse:
 
     def json(self) -> Any:
         return json.loads(self.text)
-
-
-def _unknown_outcome(operation: str, idempotent: bool, message: str) -> AmazonApiError:
-    return (ServerError if idempotent else AmbiguousFailure)(API, operation, message)
 
 
 def _report(model: Any) -> Report:

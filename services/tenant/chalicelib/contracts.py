@@ -13,11 +13,10 @@ import boto3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.amazon.regions import MARKETPLACES
-from shared.contracts import Request
+from shared.contracts import CUSTOMER_ID_PATTERN, Request
 
 ACCOUNT_ID = r"^\d{12}$"
 REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
-CUSTOMER_ID = r"^[a-z][a-z0-9-]{1,29}$"  # it names stacks, rules (at most 64 characters), a schedule group, a database
 
 
 class _Strict(BaseModel):
@@ -48,7 +47,7 @@ class AmcDetails(_Strict):
 
 
 class CustomerDetails(_Strict):
-    customer_id: str = Field(pattern=CUSTOMER_ID, description="Lowercase letters, digits, hyphens; 2-30")
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN, description="Lowercase letters, digits, hyphens; 2-30")
     customer_name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
     auth_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     bucket_exists: bool = True
@@ -91,7 +90,7 @@ class UpdateTenant(AddTenant):
 class GetTenant(Request):
     request_type = "getTenant"
     requestType: Literal["getTenant"]
-    customer_id: str = Field(pattern=CUSTOMER_ID)
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
 
 
 class ListTenants(Request):
@@ -104,7 +103,7 @@ class OffboardTenant(Request):
 
     request_type = "offboardTenant"
     requestType: Literal["offboardTenant"]
-    customer_id: str = Field(pattern=CUSTOMER_ID)
+    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN)
 
 
 @functools.cache

@@ -3,12 +3,12 @@ not thread-safe)."""
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 
 from chalicelib.model import Platform
 from chalicelib.registry import Registry
 from shared import aws
+from shared.config import require
 from shared.service import Service
 
 
@@ -19,5 +19,5 @@ class TenantService(Service):
 
     @property
     def registry(self) -> Registry:
-        return Registry(aws.table(os.environ["TENANTS_TABLE"]), aws.table(os.environ["WORKFLOW_TENANTS_TABLE"]),
-                        aws.table(os.environ["DATALAKE_TENANTS_TABLE"]))
+        return Registry(aws.table(require("TENANTS_TABLE")), aws.table(require("WORKFLOW_TENANTS_TABLE")),
+                        aws.table(require("DATALAKE_TENANTS_TABLE")))

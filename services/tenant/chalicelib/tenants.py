@@ -18,7 +18,7 @@ from shared.aws import error_code
 from shared.contracts import ContractError, FieldError
 from shared.orchestration import execution_name, start_execution
 from shared.requests import RequestContext
-from shared.status import Status, StatusMessage
+from shared.status import PLATFORM_TENANT, Status
 
 log = logging.getLogger(__name__)
 LISTED_AT_MOST = 200
@@ -32,9 +32,7 @@ def add(request: AddTenant, ctx: RequestContext, deps: TenantService) -> None:
     tenant = Tenant.from_request(request.customer_details, platform)
     _check(tenant, request, platform, registry, deps.client("s3"))
     if not registry.claim_bucket(tenant):
-        owner = registry.bucket_owner(tenant.bucket_name)
-        raise ContractError(request.request_type, [FieldError(
-            "customer_details.amc.bucket_name", f"a bucket no other tenant uses ({owner} does)", tenant.bucket_name)])
+        raise _bucket_taken(request, registry.bucket_owner(tenant.bucket_name), tenant.bucket_name)
     state = {"service": ctx.service, "requestType": ctx.request_type, "requestId": ctx.request_id,
              "tenantId": tenant.customer_id, "tenant": tenant.to_json(), "waitSeconds": WAIT_SECONDS,
              "maxChecks": CHECKS_ALLOWED}
@@ -45,32 +43,29 @@ def add(request: AddTenant, ctx: RequestContext, deps: TenantService) -> None:
 
 def get(request: GetTenant, ctx: RequestContext, deps: TenantService) -> None:
     record = _existing(deps.registry, request.customer_id)
-    deps.publisher.publish(StatusMessage(service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED,
-                                         tenant_id=request.customer_id, request_id=ctx.request_id,
-                                         summary=f"tenant {request.customer_id} is {record['status']}",
-                                         details={"tenant": _public(record)}))
+    deps.answer(ctx, request.customer_id, Status.SUCCEEDED, f"tenant {request.customer_id} is {record['status']}",
+                {"tenant": _public(record)})
 
 
 def list_all(request: ListTenants, ctx: RequestContext, deps: TenantService) -> None:
     """The tenants, in one notification: the first LISTED_AT_MOST of them (SNS messages are at most 256 KB)."""
     records = deps.registry.all()
-    deps.publisher.publish(StatusMessage(service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED,
-                                         request_id=ctx.request_id, summary=f"{len(records)} tenants",
-                                         details={"tenants": [_public(r) for r in records[:LISTED_AT_MOST]],
-                                                  "truncated": len(records) > LISTED_AT_MOST}))
+    deps.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"{len(records)} tenants",
+                {"tenants": [_public(r) for r in records[:LISTED_AT_MOST]], "truncated": len(records) > LISTED_AT_MOST})
 
 
 def offboard(request: OffboardTenant, ctx: RequestContext, deps: TenantService) -> None:
     """Remove the tenant's schedules, configuration, grants, notification address and stacks; keep its bucket and
     data (the bucket and its key are retained by the stack). Offboarding an offboarded tenant changes nothing."""
-    record = _existing(deps.registry, request.customer_id)
+    registry = deps.registry
+    record = _existing(registry, request.customer_id)
     if record["status"] == ONBOARDING:
         raise ContractError(request.request_type, [FieldError(
             "customer_id", "a tenant not being onboarded right now: retry when it has finished", record["status"])])
     platform, tenant = deps.platform, Tenant.from_json(record.get("applied") or record["tenant"])
     if record["status"] != OFFBOARDED:
         _delete_schedule_group(deps.client("scheduler"), tenant.schedule_group(platform))
-        deps.registry.unregister(tenant.customer_id, tenant.bucket_name)
+        registry.unregister(tenant.customer_id, tenant.bucket_name)
         if record.get("database"):
             revoke_lake_access(deps.client("lakeformation"), record["database"], platform)
         if record.get("emailSubscriptionArn", "").startswith("arn:"):
@@ -78,20 +73,16 @@ def offboard(request: OffboardTenant, ctx: RequestContext, deps: TenantService) 
         for stack in record.get("appliedStacks", []):
             deps.client("cloudformation", stack["region"]).delete_stack(StackName=stack["name"],
                                                                          RoleARN=platform.stacks_role_arn)
-        deps.registry.mark(tenant, OFFBOARDED, ctx.request_id, emailSubscriptionArn=None, emailSubscribedTo=None)
-    deps.publisher.publish(StatusMessage(
-        service=ctx.service, request_type=ctx.request_type, status=Status.SUCCEEDED, tenant_id=tenant.customer_id,
-        request_id=ctx.request_id, summary=f"tenant {tenant.customer_id} offboarded; s3://{tenant.bucket_name} "
-                                           "and its data are kept"))
+        registry.mark(tenant, OFFBOARDED, ctx.request_id, emailSubscriptionArn=None, emailSubscribedTo=None)
+    deps.answer(ctx, tenant.customer_id, Status.SUCCEEDED,
+                f"tenant {tenant.customer_id} offboarded; s3://{tenant.bucket_name} and its data are kept")
 
 
 def _check(tenant: Tenant, request: AddTenant, platform: Platform, registry: Registry, s3: Any) -> None:
     errors = []
     owner = registry.bucket_owner(tenant.bucket_name)
-    if owner not in (None, tenant.customer_id):
-        errors.append(FieldError("customer_details.amc.bucket_name", f"a bucket no other tenant uses ({owner} does)",
-                                 tenant.bucket_name))
-        raise ContractError(request.request_type, errors)  # nothing else about someone else's bucket matters
+    if owner not in (None, tenant.customer_id):  # nothing else about someone else's bucket matters
+        raise _bucket_taken(request, owner, tenant.bucket_name)
     if isinstance(request, UpdateTenant) and registry.get(tenant.customer_id) is None:
         errors.append(FieldError("customer_details.customer_id", "an onboarded tenant (use addTenant to add one)",
                                  tenant.customer_id))
@@ -105,12 +96,16 @@ def _check(tenant: Tenant, request: AddTenant, platform: Platform, registry: Reg
         errors.append(FieldError("customer_details.amc.bucket_name", "an existing bucket of this account "
                                  "(bucket_exists is true); set bucket_exists to false to have it created",
                                  tenant.bucket_name))
-    elif tenant.pattern is Pattern.NEW_BUCKET and _bucket_exists(s3, tenant.bucket_name) and \
-            registry.bucket_owner(tenant.bucket_name) != tenant.customer_id:
+    elif tenant.pattern is Pattern.NEW_BUCKET and owner is None and _bucket_exists(s3, tenant.bucket_name):
         errors.append(FieldError("customer_details.bucket_exists", "true: the bucket exists already (kept from an "
                                  "earlier onboarding, or created outside the platform)", False))
     if errors:
         raise ContractError(request.request_type, errors)
+
+
+def _bucket_taken(request: AddTenant, owner: str | None, bucket: str) -> ContractError:
+    return ContractError(request.request_type, [FieldError(
+        "customer_details.amc.bucket_name", f"a bucket no other tenant uses ({owner} does)", bucket)])
 
 
 def _bucket_exists(s3: Any, bucket: str) -> bool:

@@ -3,6 +3,7 @@ from the ``authId`` secret."""
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -24,10 +25,10 @@ class UnknownTenant(ContractError):
                                                customer_id)])
 
 
-def tenant_config(customer_id: str, table: Any | None = None) -> dict[str, Any]:
+def tenant_config(customer_id: str) -> dict[str, Any]:
     """The tenant's record: ``amcInstanceId``, advertiser and marketplace, ``authId``, ``scheduleGroup``,
     ``concurrencyLimit``."""
-    table = table or aws.table(os.environ["WORKFLOW_TENANTS_TABLE"])
+    table = aws.table(os.environ["WORKFLOW_TENANTS_TABLE"])
     item = table.get_item(Key={"customerId": customer_id}, ConsistentRead=True).get("Item")
     if item is None:
         raise UnknownTenant(customer_id)
@@ -39,12 +40,18 @@ def concurrency_limit(config: dict[str, Any]) -> int:
 
 
 def client_for(config: dict[str, Any], providers: dict[str, TokenProvider] = _TOKENS) -> AmcClient:
-    """An AMC client for the tenant's instance; token providers are kept per ``authId`` so tokens are reused."""
+    """An AMC client for the tenant's instance; token providers are kept per ``authId`` so tokens are reused, and
+    the HTTP sessions per container, so connections are."""
     auth_id = config.get("authId") or "default"
     if auth_id not in providers:
         secret = f"{require('AUTH_SECRET_PREFIX')}{auth_id}"
-        providers[auth_id] = TokenProvider(CredentialStore(aws.client("secretsmanager"), secret),
-                                           AmazonHttp("lwa"), Endpoints.from_env())
-    return AmcClient(AmazonHttp("amc"), Endpoints.from_env(), BearerAuth(providers[auth_id]),
+        providers[auth_id] = TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), _http("lwa"),
+                                           Endpoints.from_env())
+    return AmcClient(_http("amc"), Endpoints.from_env(), BearerAuth(providers[auth_id]),
                      config["amcInstanceId"], config["amcAmazonAdsAdvertiserId"],
                      config["amcAmazonAdsMarketplaceId"], marketplace_region(config["amcAmazonAdsMarketplaceId"]))
+
+
+@functools.cache
+def _http(api: str) -> AmazonHttp:
+    return AmazonHttp(api)  # thread-safe: one per API for the container

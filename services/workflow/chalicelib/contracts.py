@@ -12,9 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import schedules
-from shared.contracts import Request
+from shared.contracts import CUSTOMER_ID_PATTERN, Request
 
-CUSTOMER_ID = r"^[a-z][a-z0-9-]{1,29}$"
 WORKFLOW_ID = r"^[A-Za-z0-9._-]{1,128}$"  # AMC: alphanumerics, '.', '-', '_'; no spaces
 SCHEDULE_NAME = r"^[A-Za-z0-9_.-]{1,40}$"
 EXECUTION_ID = r"^[A-Za-z0-9-]{1,64}$"
@@ -31,7 +30,7 @@ class WorkflowDefinition(BaseModel):
 
 class WorkflowRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    customerId: str | None = Field(None, pattern=CUSTOMER_ID)
+    customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)
     requestType: Literal["createWorkflow", "updateWorkflow", "getWorkflow", "deleteWorkflow"]
     workflowId: str | None = Field(None, pattern=WORKFLOW_ID)
     workflowDefinition: WorkflowDefinition | None = None
@@ -53,14 +52,14 @@ class WorkflowRequest(Request):
     """A workflow operation for one tenant (the AWS Solution's ``workflowRequest`` envelope)."""
 
     request_type = "workflowRequest"
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     workflowRequest: WorkflowRequestBody
 
 
 class ListWorkflows(Request):
     request_type = "listWorkflows"
     requestType: Literal["listWorkflows"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
 
 
 class ExecutionBody(BaseModel):
@@ -103,7 +102,7 @@ class CreateExecution(Request):
 
     request_type = "createExecution"
     requestType: Literal["createExecution"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     createExecutionRequest: ExecutionBody
     scheduleName: str | None = Field(None, pattern=SCHEDULE_NAME)
     scheduledTime: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -113,7 +112,7 @@ class _OneExecution(Request):
     """Cancel and status name the AMC execution; a ``createExecutionRequest`` the AWS Solution insisted on is
     accepted and ignored."""
 
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     workflowExecutionId: str = Field(pattern=EXECUTION_ID)
     createExecutionRequest: dict[str, Any] | None = None
 
@@ -133,7 +132,7 @@ class ListExecutions(Request):
 
     request_type = "listExecutions"
     requestType: Literal["listExecutions"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     status: Literal["QUEUED", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "REJECTED", "CANCELLED",
                     "ERROR"] | None = None
     limit: int = Field(50, ge=1, le=500)
@@ -144,24 +143,31 @@ class SyncExecutions(Request):
 
     request_type = "syncExecutions"
     requestType: Literal["syncExecutions"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     days: int = Field(1, ge=1, le=90)
 
 
-class ScheduleRequest(Request):
+class _AcceptsRuleName(Request):
+    """A schedule request that may also come in the AWS Solution's ``rule_name`` shape."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, raw: Any) -> Any:
+        return _from_legacy(raw)
+
+
+class ScheduleRequest(_AcceptsRuleName):
     """Create or update a schedule that sends ``executionRequest`` to the workflow manager."""
 
     request_type = "createSchedule"
     requestType: Literal["createSchedule", "updateSchedule"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     scheduleName: str = Field(pattern=SCHEDULE_NAME)
     scheduleExpression: str = Field(min_length=1, max_length=256)
     timezone: str = "UTC"
     description: str = Field("", max_length=512)
     enabled: bool = True
     executionRequest: CreateExecution
-
-    _legacy = model_validator(mode="before")(lambda raw: _from_legacy(raw))
 
     @model_validator(mode="after")
     def _valid(self) -> ScheduleRequest:
@@ -178,13 +184,11 @@ class UpdateSchedule(ScheduleRequest):
     request_type = "updateSchedule"
 
 
-class NamedSchedule(Request):
+class NamedSchedule(_AcceptsRuleName):
     request_type = "deleteSchedule"
     requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
-    customerId: str | None = Field(None, pattern=CUSTOMER_ID)  # the AWS Solution's delete names the rule only
+    customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)  # the AWS Solution's delete names the rule only
     scheduleName: str = Field(pattern=SCHEDULE_NAME)
-
-    _legacy = model_validator(mode="before")(lambda raw: _from_legacy(raw))
 
 
 class EnableSchedule(NamedSchedule):
@@ -198,7 +202,7 @@ class DisableSchedule(NamedSchedule):
 class ListSchedules(Request):
     request_type = "listSchedules"
     requestType: Literal["listSchedules"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
 
 
 class Backfill(Request):
@@ -207,7 +211,7 @@ class Backfill(Request):
 
     request_type = "backfillExecutions"
     requestType: Literal["backfillExecutions"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     startDate: str
     endDate: str
     windowDays: int = Field(1, ge=1, le=366)
@@ -219,7 +223,7 @@ class ResubmitBackfill(Request):
 
     request_type = "resubmitBackfill"
     requestType: Literal["resubmitBackfill"]
-    customerId: str = Field(pattern=CUSTOMER_ID)
+    customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     backfillId: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 

@@ -20,6 +20,7 @@ import os
 import time
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from chalicelib.amc import UnknownTenant, client_for, concurrency_limit, tenant_config
@@ -35,7 +36,7 @@ from shared.contracts import ContractError, FieldError
 from shared.orchestration import execution_name, start_execution
 from shared.requests import RequestContext
 from shared.service import Service
-from shared.status import Status, StatusMessage
+from shared.status import Status, StatusMessage, error_summary
 
 _REFUSED = (InvalidRequest, NotFound)  # AMC will not run it: asking again would not change its answer
 _PASSING = (Throttled, ServerError, AmbiguousFailure)  # worth another look at the next poll
@@ -90,14 +91,14 @@ def cancel(request: CancelExecution, ctx: RequestContext, service: Service) -> N
     except ExecutionFinished:
         status = client.get_execution(execution_id).status
         service.answer(ctx, request.customerId, Status.FAILED, f"execution {execution_id} had already finished: "
-                f"{status}", {"workflowExecutionId": execution_id, "amcStatus": str(status)})
+                       f"{status}", {"workflowExecutionId": execution_id, "amcStatus": str(status)})
         return
     except _REFUSED as refusal:
         service.answer(ctx, request.customerId, Status.FAILED, f"AMC refused to cancel {execution_id}: "
-                f"{refusal.detail}", {"workflowExecutionId": execution_id, "amcStatus": refusal.status})
+                       f"{refusal.detail}", {"workflowExecutionId": execution_id, "amcStatus": refusal.status})
         return
     service.answer(ctx, request.customerId, Status.SUCCEEDED, f"execution {execution_id} cancelled",
-            {"workflowExecutionId": execution_id})
+                   {"workflowExecutionId": execution_id})
 
 
 def status(request: GetExecutionStatus, ctx: RequestContext, service: Service) -> None:
@@ -106,19 +107,19 @@ def status(request: GetExecutionStatus, ctx: RequestContext, service: Service) -
         execution = client.get_execution(request.workflowExecutionId)
     except _REFUSED as refusal:
         service.answer(ctx, request.customerId, Status.FAILED, f"AMC: {refusal.detail}",
-                {"workflowExecutionId": request.workflowExecutionId, "amcStatus": refusal.status})
+                       {"workflowExecutionId": request.workflowExecutionId, "amcStatus": refusal.status})
         return
     service.answer(ctx, request.customerId, Status.SUCCEEDED,
-            f"execution {execution.execution_id} of {execution.workflow_id}: {execution.status}", {
-                "workflowExecutionId": execution.execution_id, "workflowId": execution.workflow_id,
-                "amcStatus": str(execution.status), "amcMessage": execution.status_reason,
-                "outputS3URI": execution.output_s3_uri})
+                   f"execution {execution.execution_id} of {execution.workflow_id}: {execution.status}", {
+                       "workflowExecutionId": execution.execution_id, "workflowId": execution.workflow_id,
+                       "amcStatus": str(execution.status), "amcMessage": execution.status_reason,
+                       "outputS3URI": execution.output_s3_uri})
 
 
 def list_all(request: ListExecutions, ctx: RequestContext, service: Service) -> None:
-    records = Records(table())
-    found = [_summary(r) for r in records.recent_executions(request.customerId)
-             if request.status in (None, r["executionStatus"])][: request.limit]
+    matching = (r for r in Records(table()).recent_executions(request.customerId)
+                if request.status in (None, r["executionStatus"]))
+    found = [_summary(r) for r in islice(matching, request.limit)]  # pages are read only as far as needed
     service.answer(ctx, request.customerId, Status.SUCCEEDED, f"{len(found)} executions", {"executions": found})
 
 
@@ -133,9 +134,9 @@ def sync(request: SyncExecutions, ctx: RequestContext, service: Service) -> None
         counts["seen"] += 1
         record = known.get(execution.execution_id)
         if record is None:
-            records.add_execution(request.customerId, f"amc-{execution.execution_id}", workflowId=execution.workflow_id,
-                                  workflowExecutionId=execution.execution_id, origin="amc")
-            record, counts["added"] = {"requestId": f"amc-{execution.execution_id}"}, counts["added"] + 1
+            record = records.add_execution(request.customerId, f"amc-{execution.execution_id}", origin="amc",
+                                           workflowId=execution.workflow_id, workflowExecutionId=execution.execution_id)
+            counts["added"] += 1
         elif record["executionStatus"] == str(execution.status):
             continue
         else:
@@ -143,8 +144,8 @@ def sync(request: SyncExecutions, ctx: RequestContext, service: Service) -> None
         records.update_execution(request.customerId, record["requestId"], executionStatus=str(execution.status),
                                  amcMessage=execution.status_reason)
     service.answer(ctx, request.customerId, Status.SUCCEEDED,
-            f"{counts['seen']} AMC executions since {since:%Y-%m-%d %H:%M} UTC: {counts['updated']} updated, "
-            f"{counts['added']} added", counts)
+                   f"{counts['seen']} AMC executions since {since:%Y-%m-%d %H:%M} UTC: {counts['updated']} updated, "
+                   f"{counts['added']} added", counts)
 
 
 # -- state machine tasks --------------------------------------------------------------------------------------
@@ -158,7 +159,7 @@ def admit(state: dict[str, Any], gate: ConcurrencyGate) -> dict[str, Any]:
     ticket = gate.ticket(config["amcInstanceId"], _gate_key(state))
     admitted = gate.admitted(config["amcInstanceId"], ticket, concurrency_limit(config))
     if not admitted and time.time() > state["deadline"]:
-        return {**state, "admitted": True, "terminal": True, "status": "CANCELLED",
+        return {**state, "terminal": True, "status": "CANCELLED",
                 "message": "waited for a free slot longer than EXECUTION_MAX_HOURS"}
     return {**state, "admitted": admitted, "terminal": False, "ticket": ticket}
 
@@ -192,7 +193,7 @@ def start(state: dict[str, Any]) -> dict[str, Any]:
 def poll(state: dict[str, Any]) -> dict[str, Any]:
     """AMC's status now; a passing error waits for the next look, and past the deadline the execution is
     cancelled."""
-    client = client_for(tenant_config(state["customerId"]))
+    client, seen = client_for(tenant_config(state["customerId"])), state.get("status")
     try:
         execution = client.get_execution(state["workflowExecutionId"])
     except _PASSING as passing:
@@ -206,7 +207,8 @@ def poll(state: dict[str, Any]) -> dict[str, Any]:
             return {**state, "terminal": False}
         return {**state, "terminal": True, "status": "CANCELLED",
                 "message": "cancelled: it ran longer than EXECUTION_MAX_HOURS"}
-    Records(table()).update_execution(state["customerId"], state["requestId"], executionStatus=state["status"])
+    if state["status"] != seen:  # the record changes when the status does, not at every look
+        Records(table()).update_execution(state["customerId"], state["requestId"], executionStatus=state["status"])
     return {**state, "terminal": execution.terminal}
 
 
@@ -215,28 +217,23 @@ def finish(state: dict[str, Any], gate: ConcurrencyGate, service: Service) -> di
     customer_id, key = state["customerId"], state["requestId"]
     error = state.get("error")
     outcome = ERROR if error else state.get("status", ERROR)
-    message = _error_message(error) if error else state.get("message")
+    message = error_summary(error) if error else state.get("message")
     with suppress(UnknownTenant):  # offboarded meanwhile: nothing waits behind it
         gate.release(tenant_config(customer_id)["amcInstanceId"], _gate_key(state))
     records = Records(table())
-    record = records.execution(customer_id, key) or {}
-    records.update_execution(customer_id, key, executionStatus=outcome, amcMessage=message,
-                             outputS3URI=state.get("outputS3URI"))
+    record = records.update_execution(customer_id, key, executionStatus=outcome, amcMessage=message,
+                                      outputS3URI=state.get("outputS3URI"))
     if records.claim_notification(customer_id, key):
         workflow, execution_id = record.get("workflowId", "?"), state.get("workflowExecutionId")
         summary = f"{customer_id} createExecution for {workflow} ({execution_id or 'not started'}) {outcome}" + (
             f": {message}" if message else "")
         service.publisher.publish(StatusMessage(
-            service=service.name, request_type="createExecution", status=_STATUS.get(outcome, Status.FAILED),
+            service=service.name, request_type="createExecution", status=Status(outcome),
             tenant_id=customer_id, request_id=key, summary=summary, about=f"{workflow} {execution_id or ''}".strip(),
             details={"workflowId": workflow, "workflowExecutionId": execution_id, "amcStatus": outcome,
                      "amcMessage": message, "outputS3URI": state.get("outputS3URI"),
                      **{k: record[k] for k in ("scheduleName", "backfillId", "window") if k in record}}))
     return {"customerId": customer_id, "requestId": key, "status": outcome}
-
-
-_STATUS = {"SUCCEEDED": Status.SUCCEEDED, "FAILED": Status.FAILED, "REJECTED": Status.REJECTED,
-           "CANCELLED": Status.CANCELLED, ERROR: Status.ERROR}
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -260,14 +257,6 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
     keep = ("requestId", "workflowId", "executionStatus", "workflowExecutionId", "createdAt", "updatedAt",
             "amcMessage", "scheduleName", "backfillId", "origin")
     return {k: record[k] for k in keep if record.get(k) is not None}
-
-
-def _error_message(error: dict[str, Any]) -> str:
-    try:
-        cause = json.loads(error.get("Cause") or "{}").get("errorMessage")
-    except (ValueError, AttributeError):
-        cause = error.get("Cause")
-    return f"{error.get('Error')}: {cause}"
 
 
 def gate() -> ConcurrencyGate:

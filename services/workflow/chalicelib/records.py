@@ -84,23 +84,21 @@ class Records:
     def execution(self, customer_id: str, request_id: str) -> dict[str, Any] | None:
         return self.get(customer_id, "execution", request_id)
 
-    def update_execution(self, customer_id: str, request_id: str, **fields: Any) -> None:
-        """Set ``fields`` (None removes one); a finished status also sets the record's expiry."""
+    def update_execution(self, customer_id: str, request_id: str, **fields: Any) -> dict[str, Any]:
+        """Set ``fields`` (None removes one); a finished status also sets the record's expiry. Returns the record."""
         fields["updatedAt"] = now_iso()
         if fields.get("executionStatus") in FINISHED:
             days = int(os.environ.get("EXECUTION_HISTORY_DAYS") or 90)
             fields["expiresAt"] = int(time.time() + timedelta(days=days).total_seconds())
-        sets = {k: v for k, v in fields.items() if v is not None}
-        removes = [k for k, v in fields.items() if v is None]
-        names = {f"#{i}": k for i, k in enumerate(fields)}
-        by_name = {k: f"#{i}" for i, k in enumerate(fields)}
-        expression = "SET " + ", ".join(f"{by_name[k]} = :{i}" for i, k in enumerate(sets))
-        if removes:
-            expression += " REMOVE " + ", ".join(by_name[k] for k in removes)
-        self._table.update_item(Key={"customerId": customer_id, "recordId": f"execution#{request_id}"},
-                                UpdateExpression=expression, ExpressionAttributeNames=names,
-                                ExpressionAttributeValues={f":{i}": v for i, v in enumerate(sets.values())},
-                                ConditionExpression=Attr("recordId").exists())
+        names = {f"#{i}": key for i, key in enumerate(fields)}
+        sets = [f"#{i} = :{i}" for i, value in enumerate(fields.values()) if value is not None]
+        removes = [f"#{i}" for i, value in enumerate(fields.values()) if value is None]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        return self._table.update_item(
+            Key={"customerId": customer_id, "recordId": f"execution#{request_id}"}, UpdateExpression=expression,
+            ExpressionAttributeNames=names, ConditionExpression=Attr("recordId").exists(), ReturnValues="ALL_NEW",
+            ExpressionAttributeValues={f":{i}": v for i, v in enumerate(fields.values()) if v is not None},
+        )["Attributes"]
 
     def claim_notification(self, customer_id: str, request_id: str) -> bool:
         """True once per execution: whoever gets True sends its final notification."""
@@ -112,23 +110,16 @@ class Records:
             return False
         return True
 
-    def recent_executions(self, customer_id: str, since: datetime | None = None,
-                          limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """The tenant's executions, newest first (the ``byCreation`` index)."""
+    def recent_executions(self, customer_id: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """The tenant's executions, newest first (the ``byCreation`` index), page by page as they are consumed."""
         condition = Key("customerId").eq(customer_id)
         if since is not None:
             condition &= Key("createdAt").gte(since.isoformat(timespec="milliseconds"))
         args: dict[str, Any] = {"IndexName": "byCreation", "KeyConditionExpression": condition,
                                 "ScanIndexForward": False}
-        returned = 0
         while True:
             page = self._table.query(**args)
-            for item in page.get("Items", []):
-                if item["recordId"].startswith("execution#"):
-                    yield item
-                    returned += 1
-                    if limit is not None and returned >= limit:
-                        return
+            yield from (item for item in page.get("Items", []) if item["recordId"].startswith("execution#"))
             if "LastEvaluatedKey" not in page:
                 return
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
