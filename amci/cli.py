@@ -77,8 +77,6 @@ def stage() -> None:
               help="`aws cloudformation describe-stacks --stack-name amci-prod` output (JSON; - for stdin).")
 def stage_record_outputs(stage_name: str, outputs_file: click.utils.LazyFile) -> None:
     """Record the platform stack's outputs as each app's environment variables."""
-    import json
-
     from amci.stages import record_outputs, stack_outputs
     from shared.config import SERVICES
 

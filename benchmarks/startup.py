@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from amci.stages import stage_variables  # noqa: E402
+from amci.stages import SERVICES_DIR, stage_variables  # noqa: E402
 from shared.config import SERVICES  # noqa: E402
 
 _IMPORT = """
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"| baseline: `import boto3, chalice.app` | {baseline:.0f} | - |")
     for service in SERVICES:
         variables = {**env, **stage_variables(service, "local")}
-        ms = import_ms("import app", ROOT / "services" / service, variables, runs)
+        ms = import_ms("import app", SERVICES_DIR / service, variables, runs)
         print(f"| services/{service}/app.py | {ms:.0f} | +{ms - baseline:.0f} |")
 
     phases = [json.loads(_run(_CLOUD).strip().splitlines()[-1]) for _ in range(max(1, runs // 2))]

@@ -23,7 +23,6 @@ from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE, DEFAULT_LAMBDA_TIMEOUT
 
 from local.environ import function_environment
 
-SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 _APP_MODULES = ("app", "chalicelib")
 
 

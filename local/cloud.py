@@ -32,9 +32,9 @@ from typing import Any
 
 from chalice.app import ScheduledEventConfig, SQSEventConfig
 
-from amci.stages import output_variable
+from amci.stages import SERVICES_DIR, output_variable
 from local import environ
-from local.apps import SERVICES_DIR, LoadedApp, load_app
+from local.apps import LoadedApp, load_app
 from local.athena import AthenaOnDuckDB
 from local.cloudformation import CloudFormationPatch
 from local.dynamodb import SerialDynamoDb

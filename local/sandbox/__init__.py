@@ -23,8 +23,6 @@ from local.sandbox.lwa.state import LwaState
 from local.sandbox.records import RequestLog
 from local.sandbox.sp.routes import SpApi
 
-REGIONS = ("na", "eu", "fe")
-
 
 @dataclass(frozen=True)
 class DemoAccount:

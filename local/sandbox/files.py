@@ -12,7 +12,8 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -62,3 +63,13 @@ class Files:
 
     def _sign(self, name: str, expires_at: int) -> str:
         return hmac.new(self._key, f"{name}:{expires_at}".encode(), hashlib.sha256).hexdigest()
+
+
+def gzipped(texts: Iterable[str], level: int = 6) -> Iterator[bytes]:
+    """``texts`` as one gzip file, in compressed chunks as they come (mtime 0: the same texts give the same bytes)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: the gzip wrapper
+    for text in texts:
+        out = compressor.compress(text.encode())
+        if out:
+            yield out
+    yield compressor.flush()

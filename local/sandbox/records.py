@@ -5,7 +5,7 @@ Credentials are not kept: authorization headers and token-endpoint secrets are m
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.logs import redact
@@ -30,8 +30,7 @@ class RequestLog:
         self._lock = threading.Lock()
 
     def append(self, request: RecordedRequest) -> None:
-        request = RecordedRequest(request.time, request.api, request.operation, request.method, request.path,
-                                  request.query, redact(request.headers), redact(request.body), request.status)
+        request = replace(request, headers=redact(request.headers), body=redact(request.body))
         with self._lock:
             self._items.append(request)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from local.sandbox.files import gzipped
 
 BATCH_ROWS = 4096
 COMPRESS_LEVEL = 1  # speed over size: the sandbox must outrun whatever downloads from it
@@ -58,12 +59,7 @@ def default_rows(time_unit: str, start: date, end: date) -> int:
 
 def chunks(spec: ReportSpec) -> Iterator[bytes]:
     """The gzip file, as compressed chunks of a few tens of kilobytes."""
-    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, 31)  # 31: gzip wrapper, mtime 0: deterministic
-    for text in _texts(spec):
-        out = compressor.compress(text.encode())
-        if out:
-            yield out
-    yield compressor.flush()
+    return gzipped(_texts(spec), COMPRESS_LEVEL)
 
 
 def size(spec: ReportSpec) -> int:

@@ -26,8 +26,6 @@ _ORDER = {PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2}
 FAILURE_REASON = "Report generation failed due to an internal error. Please retry"
 EXACT_SIZE_MAX_ROWS = 100_000  # fileSize is worked out (by generating the file once) up to this many rows
 REPORT_CONTENT_TYPE = "application/octet-stream"  # what the report bucket serves a .json.gz with
-AD_PRODUCTS = ("ALL", "DEMAND_SIDE_PLATFORM", "SPONSORED_BRANDS", "SPONSORED_DISPLAY", "SPONSORED_PRODUCTS",
-               "SPONSORED_TELEVISION")
 TIME_UNITS = ("DAILY", "SUMMARY")
 FORMATS = ("GZIP_JSON",)
 

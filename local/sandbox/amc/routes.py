@@ -233,9 +233,7 @@ class AmcApi:
         if not bucket or self.sandbox.s3 is None:
             return "N/A"
         try:
-            s3 = self.sandbox.s3()
-            s3.head_bucket(Bucket=bucket)
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")
+            self.sandbox.s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")
         except (ClientError, BotoCoreError) as exc:
             log.warning("AMC sandbox could not deliver results to the instance's bucket",
                         extra={"instance_id": instance.instance_id, "bucket": bucket, "error": str(exc)})

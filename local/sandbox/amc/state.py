@@ -234,7 +234,7 @@ class AmcState:
                 workflow = _workflow_definition(body["workflow"], ad_hoc=True)
             else:
                 workflow = dict(self._workflow(instance_id, str(body["workflowId"])))
-            now, timings = self._clock(), self.timings
+            now, timings = self.advance(instance_id), self.timings  # what was due before it, first
             execution = Execution(str(uuid.uuid4()), instance_id, workflow["workflowId"], workflow,
                                   "workflowId" in body, request, now, timings.pending_s, timings.running_s,
                                   timings.publishing_s)
@@ -248,7 +248,6 @@ class AmcState:
                 execution.outcome = "FAILED"
                 execution.running_s = float(request["workflowExecutionTimeoutSeconds"])
                 execution.reason = TIMEOUT_REASON.format(seconds=request["workflowExecutionTimeoutSeconds"])
-            self.advance(instance_id)
             instance.executions[execution.execution_id] = execution
             instance.peak_active = max(instance.peak_active, len(instance.live()))
             return self._execution_out(execution, now, include_workflow=False)

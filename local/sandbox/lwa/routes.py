@@ -11,8 +11,6 @@ from werkzeug.wrappers import Request
 from local.sandbox.http import Reply, SandboxError
 from local.sandbox.lwa.state import LwaError, LwaState
 
-_GRANTS = ("refresh_token", "authorization_code")
-
 
 class LwaApi:
     name = "lwa"

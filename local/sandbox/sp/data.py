@@ -26,12 +26,12 @@ import calendar
 import hashlib
 import json
 import random
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 
+from local.sandbox.files import gzipped
 from shared.amazon.regions import MARKETPLACES
 
 SALES_AND_TRAFFIC = "GET_SALES_AND_TRAFFIC_REPORT"
@@ -94,15 +94,6 @@ def document(request: DocumentRequest) -> tuple[Chunks, str]:
 def error_document(reason: str) -> bytes:
     """A FATAL report's document, gzip'd."""
     return b"".join(gzipped([json.dumps({"errorDetails": reason})]))
-
-
-def gzipped(texts: Iterable[str]) -> Iterator[bytes]:
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip file; its mtime is 0, so output is stable
-    for text in texts:
-        out = compressor.compress(text.encode())
-        if out:
-            yield out
-    yield compressor.flush()
 
 
 def sales_and_traffic_range(start: date, end: date, granularity: str) -> tuple[date, date]:
@@ -345,7 +336,7 @@ def _order_row(rng: random.Random, marketplace: str, sku: Sku, quantity: int, pu
     city, state, postal = _CITIES[rng.randrange(len(_CITIES))]
     return [
         f"{rng.randint(100, 999)}-{rng.randint(0, 9999999):07d}-{rng.randint(0, 9999999):07d}", "",
-        _iso(purchased), _iso(purchased + timedelta(hours=rng.randint(1, 48))), status,
+        iso(purchased), iso(purchased + timedelta(hours=rng.randint(1, 48))), status,
         "Amazon" if sku.fba else "Merchant", _sales_channel(country), "", "", rng.choice(("Standard", "Expedited")),
         sku.name, sku.sku, sku.child_asin, {"Shipped": "Shipped", "Pending": "Unshipped"}.get(status, "Cancelled"),
         "0" if status == "Cancelled" else str(quantity), _currency(marketplace), price,
@@ -387,7 +378,7 @@ def _sales_channel(country: str) -> str:
 
 def _specification(request: DocumentRequest) -> dict[str, object]:
     return {"reportType": request.report_type, "reportOptions": dict(request.options),
-            "dataStartTime": _iso(request.start), "dataEndTime": _iso(request.end),
+            "dataStartTime": iso(request.start), "dataEndTime": iso(request.end),
             "marketplaceIds": list(request.marketplace_ids)}
 
 
@@ -395,7 +386,8 @@ def _tsv(fields: Sequence[str]) -> str:
     return "\t".join(fields) + "\n"
 
 
-def _iso(when: datetime) -> str:
+def iso(when: datetime) -> str:
+    """UTC, to the second, as SP-API writes times."""
     return when.astimezone(UTC).isoformat(timespec="seconds")
 
 

@@ -73,7 +73,7 @@ class StoredReport:
         """The ``Report`` of the model."""
         report: dict[str, object] = {
             "reportId": self.report_id, "reportType": self.request.report_type,
-            "dataStartTime": _iso(self.request.start), "dataEndTime": _iso(self.request.end),
+            "dataStartTime": data.iso(self.request.start), "dataEndTime": data.iso(self.request.end),
             "createdTime": _iso_epoch(self.created), "processingStatus": self.status,
             "marketplaceIds": list(self.request.marketplace_ids)}
         if self.started is not None:
@@ -305,12 +305,8 @@ def _too_old(request: data.DocumentRequest, now: float) -> bool:
     return request.start.date() < two_years_ago
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def _iso_epoch(seconds: float) -> str:
-    return _iso(datetime.fromtimestamp(seconds, UTC))
+    return data.iso(datetime.fromtimestamp(seconds, UTC))
 
 
 def split_list(values: Sequence[str]) -> tuple[str, ...]:
