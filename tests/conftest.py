@@ -14,6 +14,7 @@ import pytest
 
 from local.cloud import LocalCloud
 from local.inbox import Inbox
+from local.sandbox.faults import Faults
 from local.scheduler import ScaledClock
 from shared import aws
 from tests.support import FAST
@@ -42,3 +43,10 @@ def fast_amc(cloud: LocalCloud) -> Iterator[None]:
     cloud.sandbox.amc.timings = replace(FAST)
     yield
     cloud.sandbox.amc.timings = before
+
+
+@pytest.fixture
+def faults(cloud: LocalCloud) -> Iterator[Faults]:
+    """The sandbox's fault rules; whatever the test added is cleared afterwards."""
+    yield cloud.sandbox.faults
+    cloud.sandbox.faults.clear()

@@ -43,10 +43,14 @@ def send(cloud: LocalCloud, service: str, body: dict[str, Any]) -> str:
     return request_id
 
 
+def answer(inbox: Inbox, request_id: str, timeout_s: float = 60) -> Notification:
+    """The notification answering request ``request_id``, waiting for it."""
+    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s)
+
+
 def ask(cloud: LocalCloud, inbox: Inbox, service: str, body: dict[str, Any], timeout_s: float = 60) -> Notification:
     """Send a request and wait for its notification."""
-    request_id = send(cloud, service, body)
-    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s)
+    return answer(inbox, send(cloud, service, body), timeout_s)
 
 
 def onboard(cloud: LocalCloud, inbox: Inbox, prefix: str, instance_id: str | None = None, **details: Any) -> str:
@@ -88,3 +92,9 @@ def execution_request(customer: str, **fields: Any) -> dict[str, Any]:
 def execution_outcome(inbox: Inbox, request_id: str, timeout_s: float = 90) -> Notification:
     return inbox.wait_for(lambda n: n.body.get("request_id") == request_id
                           and n.attributes["requestType"] == "createExecution", timeout_s)
+
+
+def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
+    """The AMC executions the sandbox created on ``instance`` (its request log)."""
+    return [r for r in cloud.sandbox.requests.where(api="amc", operation="createWorkflowExecution", status=200)
+            if f"/{instance}/" in r.path]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -14,18 +13,17 @@ import pytest
 from local.cloud import LocalCloud
 from local.inbox import Inbox
 from shared import aws
-from tests.support import FAST, amc_tenant, ask, execution_outcome, execution_request, queue_idle, send, wait_until
-
-
-@pytest.fixture
-def faults(cloud: LocalCloud) -> Iterator[Any]:
-    yield cloud.sandbox.faults
-    cloud.sandbox.faults.clear()
-
-
-def _creates(cloud: LocalCloud, instance: str) -> list[Any]:
-    return [r for r in cloud.sandbox.requests.where(api="amc", operation="createWorkflowExecution", status=200)
-            if f"/{instance}/" in r.path]
+from tests.support import (
+    FAST,
+    amc_creates,
+    amc_tenant,
+    ask,
+    execution_outcome,
+    execution_request,
+    queue_idle,
+    send,
+    wait_until,
+)
 
 
 def _record(cloud: LocalCloud, customer: str, request_id: str) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def test_an_execution_runs_delivers_its_csv_and_is_notified_once(cloud: LocalClo
     assert bucket == f"amc-{customer}-results"
     csv = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     assert csv.splitlines()[0].startswith("campaign") and len(csv.splitlines()) > 1
-    sent = json.loads(json.dumps(_creates(cloud, instance)[0].body))
+    sent = json.loads(json.dumps(amc_creates(cloud, instance)[0].body))
     assert sent["timeWindowStart"].endswith("T00:00:00") and sent["timeWindowTimeZone"] == "America/New_York"
     assert sent["ignoreDataGaps"] is True and sent["parameterValues"]["report_date"][:2] == "20"
     record = _record(cloud, customer, request_id)
@@ -74,7 +72,7 @@ def test_a_duplicated_request_creates_one_amc_execution(cloud: LocalCloud, inbox
     note = execution_outcome(inbox, request["requestId"])
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    assert len(_creates(cloud, instance)) == 1
+    assert len(amc_creates(cloud, instance)) == 1
     wait_until(lambda: queue_idle(cloud.request_queue_url("workflow")), 30)
     assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
 
@@ -90,7 +88,7 @@ def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: Local
 
     assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 50
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 10  # the sandbox saw at most ten at once
-    assert len(_creates(cloud, instance)) == 50
+    assert len(amc_creates(cloud, instance)) == 50
     received = [n.body["request_id"] for n in inbox.drain() if n.body.get("request_id") in set(ids)]
     assert sorted(received) == sorted(ids)  # each notified once
 
@@ -118,7 +116,7 @@ def test_amc_faults_end_in_the_right_outcome(cloud: LocalCloud, inbox: Inbox, fa
     note = execution_outcome(inbox, send(cloud, "workflow", execution_request(customer)))
 
     assert note.attributes["status"] == status, note.body["summary"]
-    assert len(_creates(cloud, instance)) == creates
+    assert len(amc_creates(cloud, instance)) == creates
     if status != "SUCCEEDED":
         assert note.body["details"]["amcMessage"] and note.body["details"]["amcMessage"] in note.body["summary"]
 
@@ -129,7 +127,7 @@ def test_expired_tokens_and_an_outage_while_running_are_ridden_out(cloud: LocalC
     cloud.sandbox.amc.timings = replace(FAST, running_s=6.0)
     try:
         request_id = send(cloud, "workflow", execution_request(customer))
-        wait_until(lambda: len(_creates(cloud, instance)) == 1, 60)
+        wait_until(lambda: len(amc_creates(cloud, instance)) == 1, 60)
     finally:
         cloud.sandbox.amc.timings = replace(FAST)
     cloud.sandbox.lwa.expire_all()
@@ -185,4 +183,4 @@ def test_an_ad_hoc_execution_runs_its_own_sql(cloud: LocalCloud, inbox: Inbox, f
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     assert note.body["details"]["workflowId"] == "adhoc-1"
-    assert _creates(cloud, instance)[0].body["workflow"]["sqlQuery"] == "SELECT 1 AS one"
+    assert amc_creates(cloud, instance)[0].body["workflow"]["sqlQuery"] == "SELECT 1 AS one"

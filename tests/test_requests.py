@@ -16,7 +16,7 @@ from local.cloud import LocalCloud
 from local.inbox import Inbox
 from shared import aws
 from shared.config import SERVICES
-from tests.support import queue_idle, wait_until
+from tests.support import answer, ask, queue_idle, wait_until
 
 
 def _for_request(request_id: str):
@@ -49,7 +49,7 @@ def test_a_request_sent_by_another_process_runs_its_state_machine_to_success(clo
     subprocess.run([sys.executable, "-c", sender, cloud.request_queue_url("tenant"), request_id], env=env, check=True,
                    timeout=60)
 
-    note = inbox.wait_for(_for_request(request_id), timeout_s=60)
+    note = answer(inbox, request_id, 60)
 
     assert note.attributes == {"tenantId": "platform", "service": "tenant", "requestType": "diagnose",
                                "status": "SUCCEEDED"}
@@ -77,10 +77,7 @@ def missing_dlq() -> Iterator[str]:
 def test_a_failing_task_is_retried_then_caught_and_the_failure_published(
         cloud: LocalCloud, inbox: Inbox, missing_dlq: str) -> None:
     request_id = f"fail-{uuid.uuid4().hex[:12]}"
-    aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("sp_reporting"), MessageBody=json.dumps(
-        {"requestType": "diagnose", "requestId": request_id}))
-
-    note = inbox.wait_for(_for_request(request_id), timeout_s=60)
+    note = ask(cloud, inbox, "sp_reporting", {"requestType": "diagnose", "requestId": request_id})
 
     assert note.attributes["status"] == "FAILED"
     assert "DependencyUnavailable" in note.body["summary"] and missing_dlq in note.body["summary"]
@@ -119,7 +116,7 @@ def test_requests_that_are_not_requests_are_answered_too(cloud: LocalCloud, inbo
     message_id = aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("ads_reporting"),
                                                 MessageBody=body)["MessageId"]
 
-    note = inbox.wait_for(_for_request(message_id), timeout_s=30)
+    note = answer(inbox, message_id, 30)
 
     assert note.attributes["status"] == "REJECTED"
     assert expected in note.body["summary"]
@@ -133,7 +130,7 @@ def test_a_redelivered_request_starts_one_execution_and_sends_one_notification(
     for _ in range(3):
         sqs.send_message(QueueUrl=cloud.request_queue_url("datalake"), MessageBody=body)
 
-    inbox.wait_for(_for_request(request_id), timeout_s=60)
+    answer(inbox, request_id, 60)
     wait_until(lambda: queue_idle(cloud.request_queue_url("datalake")), timeout_s=20)
     inbox.drain(wait_s=2)
 
@@ -172,10 +169,7 @@ def missing_state_machine(cloud: LocalCloud) -> Iterator[str]:
 def test_an_internal_error_is_retried_then_notified_and_dead_lettered(
         cloud: LocalCloud, inbox: Inbox, missing_state_machine: str) -> None:
     request_id = f"err-{uuid.uuid4().hex[:12]}"
-    aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("workflow"), MessageBody=json.dumps(
-        {"requestType": "diagnose", "requestId": request_id}))
-
-    note = inbox.wait_for(_for_request(request_id), timeout_s=60)
+    note = ask(cloud, inbox, "workflow", {"requestType": "diagnose", "requestId": request_id})
 
     assert note.attributes["status"] == "ERROR"
     assert note.body["details"]["error"] == "StateMachineDoesNotExist"

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from local.cloud import ACCOUNT_ID, LocalCloud
-from local.inbox import Inbox, Notification
+from local.inbox import Inbox
 from shared import aws
-from tests.support import queue_idle, wait_until
+from tests.support import answer, ask, queue_idle, send, wait_until
 
 AMC_ACCOUNT = "111122223333"
 
@@ -28,16 +28,6 @@ def _details(customer_id: str, **changes: Any) -> dict[str, Any]:
            "amazon_ads_marketplace_id": "ATVPDKIKX0DER", **changes.pop("amc", {})}
     return {"customer_id": customer_id, "customer_name": f"Customer {customer_id}", "bucket_exists": "false",
             "amc": amc, **changes}
-
-
-def _send(cloud: LocalCloud, body: dict[str, Any]) -> str:
-    request_id = body.setdefault("requestId", uuid.uuid4().hex[:16])
-    aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("tenant"), MessageBody=json.dumps(body))
-    return request_id
-
-
-def _answer(inbox: Inbox, request_id: str, timeout_s: float = 60) -> Notification:
-    return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s=timeout_s)
 
 
 def _tenant_id() -> str:
@@ -63,7 +53,7 @@ def test_a_new_bucket_is_created_wired_to_the_lake_and_registered(cloud: LocalCl
     tenant = _tenant_id()
     bucket = f"amc-{tenant}-results"
 
-    note = _answer(inbox, _send(cloud, {"customer_details": _details(tenant)}))
+    note = answer(inbox, send(cloud, "tenant", {"customer_details": _details(tenant)}))
 
     assert note.attributes == {"tenantId": tenant, "service": "tenant", "requestType": "addTenant",
                                "status": "SUCCEEDED"}, note.body
@@ -96,7 +86,7 @@ def test_an_existing_bucket_gets_what_the_lake_needs_and_keeps_what_it_had(cloud
             "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [kept]}))
 
-    note = _answer(inbox, _send(cloud, {"customer_details": _details(
+    note = answer(inbox, send(cloud, "tenant", {"customer_details": _details(
         tenant, bucket_exists="true", amc={"bucket_name": bucket})}))
 
     assert note.attributes["status"] == "SUCCEEDED", note.body
@@ -110,7 +100,7 @@ def test_a_bucket_of_another_account_gets_a_template_for_its_owner(cloud: LocalC
                                                                    tmp_path: Path) -> None:
     tenant = _tenant_id()
 
-    note = _answer(inbox, _send(cloud, {"customer_details": _details(
+    note = answer(inbox, send(cloud, "tenant", {"customer_details": _details(
         tenant, bucket_exists="true", bucket_account="444455556666", amc={"bucket_name": f"amc-{tenant}-theirs"})}))
 
     assert note.attributes["status"] == "SUCCEEDED", note.body
@@ -137,14 +127,14 @@ def test_a_bucket_of_another_account_gets_a_template_for_its_owner(cloud: LocalC
 def test_re_adding_updates_in_place_and_a_redelivered_request_makes_one_stack_operation(
         cloud: LocalCloud, inbox: Inbox) -> None:
     tenant = _tenant_id()
-    request_id = _send(cloud, {"customer_details": _details(tenant)})
-    _send(cloud, {"customer_details": _details(tenant), "requestId": request_id})  # the same request, redelivered
-    assert _answer(inbox, request_id).attributes["status"] == "SUCCEEDED"
+    request_id = send(cloud, "tenant", {"customer_details": _details(tenant)})
+    send(cloud, "tenant", {"customer_details": _details(tenant), "requestId": request_id})  # redelivered
+    assert answer(inbox, request_id).attributes["status"] == "SUCCEEDED"
 
-    update_id = _send(cloud, {"requestType": "updateTenant", "customer_details": _details(
+    update_id = send(cloud, "tenant", {"requestType": "updateTenant", "customer_details": _details(
         tenant, customer_name="Renamed", notification_email=f"{tenant}@example.com")})
 
-    updated = _answer(inbox, update_id)
+    updated = answer(inbox, update_id)
     assert updated.attributes["status"] == "SUCCEEDED", updated.body["summary"]
     record = _record(cloud, "TenantsTable", {"customerId": tenant})
     assert (record["customerName"], record["notificationEmail"]) == ("Renamed", f"{tenant}@example.com")
@@ -156,12 +146,12 @@ def test_re_adding_updates_in_place_and_a_redelivered_request_makes_one_stack_op
 def test_offboarding_removes_the_wiring_and_keeps_the_data(cloud: LocalCloud, inbox: Inbox) -> None:
     tenant, s3 = _tenant_id(), aws.client("s3")
     bucket = f"amc-{tenant}-results"
-    assert _answer(inbox, _send(cloud, {"customer_details": _details(tenant)})).attributes["status"] == "SUCCEEDED"
+    assert ask(cloud, inbox, "tenant", {"customer_details": _details(tenant)}).attributes["status"] == "SUCCEEDED"
     s3.put_object(Bucket=bucket, Key="kept.csv", Body=b"a\n")
     aws.client("scheduler").create_schedule_group(Name=f"amci-local-{tenant}")
 
-    first = _answer(inbox, _send(cloud, {"requestType": "offboardTenant", "customer_id": tenant}))
-    again = _answer(inbox, _send(cloud, {"requestType": "offboardTenant", "customer_id": tenant}))
+    first = answer(inbox, send(cloud, "tenant", {"requestType": "offboardTenant", "customer_id": tenant}))
+    again = answer(inbox, send(cloud, "tenant", {"requestType": "offboardTenant", "customer_id": tenant}))
 
     assert first.attributes["status"] == again.attributes["status"] == "SUCCEEDED"
     assert s3.get_object(Bucket=bucket, Key="kept.csv")["Body"].read() == b"a\n"
@@ -177,10 +167,10 @@ def test_offboarding_removes_the_wiring_and_keeps_the_data(cloud: LocalCloud, in
 
 def test_get_and_list_answer_on_the_status_topic(cloud: LocalCloud, inbox: Inbox) -> None:
     tenant = _tenant_id()
-    _answer(inbox, _send(cloud, {"customer_details": _details(tenant)}))
+    answer(inbox, send(cloud, "tenant", {"customer_details": _details(tenant)}))
 
-    got = _answer(inbox, _send(cloud, {"requestType": "getTenant", "customer_id": tenant}))
-    listed = _answer(inbox, _send(cloud, {"requestType": "listTenants"}))
+    got = answer(inbox, send(cloud, "tenant", {"requestType": "getTenant", "customer_id": tenant}))
+    listed = answer(inbox, send(cloud, "tenant", {"requestType": "listTenants"}))
 
     assert got.body["details"]["tenant"]["status"] == "ACTIVE"
     assert tenant in [t["customerId"] for t in listed.body["details"]["tenants"]]
@@ -233,7 +223,7 @@ def test_each_validation_rule_rejects_with_a_clear_error_and_creates_nothing(
     body = {"customer_details": details(tenant)}
     sent_as = body["customer_details"].get("customer_id", tenant)
 
-    note = _answer(inbox, _send(cloud, body))
+    note = answer(inbox, send(cloud, "tenant", body))
 
     assert note.attributes["status"] == "REJECTED"
     assert expected in note.body["summary"], note.body["summary"]
@@ -244,9 +234,9 @@ def test_each_validation_rule_rejects_with_a_clear_error_and_creates_nothing(
 
 def test_a_bucket_already_used_by_another_tenant_is_refused(cloud: LocalCloud, inbox: Inbox) -> None:
     first, second = _tenant_id(), _tenant_id()
-    _answer(inbox, _send(cloud, {"customer_details": _details(first)}))
+    answer(inbox, send(cloud, "tenant", {"customer_details": _details(first)}))
 
-    note = _answer(inbox, _send(cloud, {"customer_details": _details(
+    note = answer(inbox, send(cloud, "tenant", {"customer_details": _details(
         second, amc={"bucket_name": f"amc-{first}-results"})}))
 
     assert note.attributes["status"] == "REJECTED"
@@ -257,7 +247,7 @@ def test_a_bucket_already_used_by_another_tenant_is_refused(cloud: LocalCloud, i
 def test_updating_a_tenant_that_does_not_exist_is_refused(cloud: LocalCloud, inbox: Inbox) -> None:
     tenant = _tenant_id()
 
-    note = _answer(inbox, _send(cloud, {"requestType": "updateTenant", "customer_details": _details(tenant)}))
+    note = answer(inbox, send(cloud, "tenant", {"requestType": "updateTenant", "customer_details": _details(tenant)}))
 
     assert note.attributes["status"] == "REJECTED"
     assert "customer_details.customer_id: expected an onboarded tenant" in note.body["summary"]
@@ -266,9 +256,9 @@ def test_updating_a_tenant_that_does_not_exist_is_refused(cloud: LocalCloud, inb
 def test_twenty_tenants_onboard_concurrently(cloud: LocalCloud, inbox: Inbox) -> None:
     tenants = [_tenant_id() for _ in range(20)]
     with ThreadPoolExecutor(8) as pool:
-        request_ids = list(pool.map(lambda t: _send(cloud, {"customer_details": _details(t)}), tenants))
+        request_ids = list(pool.map(lambda t: send(cloud, "tenant", {"customer_details": _details(t)}), tenants))
 
-    notes = [_answer(inbox, request_id, timeout_s=120) for request_id in request_ids]
+    notes = [answer(inbox, request_id, timeout_s=120) for request_id in request_ids]
 
     assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 20, [n.body["summary"] for n in notes
                                                                            if n.attributes["status"] != "SUCCEEDED"]
@@ -290,7 +280,7 @@ def test_an_existing_bucket_in_another_region_forwards_its_events(cloud: LocalCl
     s3_west = aws.client("s3", "us-west-2")
     s3_west.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
 
-    note = _answer(inbox, _send(cloud, {"customer_details": _details(
+    note = answer(inbox, send(cloud, "tenant", {"customer_details": _details(
         tenant, bucket_exists="true", bucket_region="us-west-2", amc={"bucket_name": bucket})}))
 
     assert note.attributes["status"] == "SUCCEEDED", note.body
@@ -302,10 +292,10 @@ def test_an_existing_bucket_in_another_region_forwards_its_events(cloud: LocalCl
 
 def test_a_request_redelivered_after_onboarding_finished_changes_nothing(cloud: LocalCloud, inbox: Inbox) -> None:
     tenant = _tenant_id()
-    request_id = _send(cloud, {"customer_details": _details(tenant)})
-    assert _answer(inbox, request_id).attributes["status"] == "SUCCEEDED"
+    request_id = send(cloud, "tenant", {"customer_details": _details(tenant)})
+    assert answer(inbox, request_id).attributes["status"] == "SUCCEEDED"
 
-    _send(cloud, {"customer_details": _details(tenant), "requestId": request_id})
+    send(cloud, "tenant", {"customer_details": _details(tenant), "requestId": request_id})
     wait_until(lambda: queue_idle(cloud.request_queue_url("tenant")), timeout_s=20)
 
     assert _record(cloud, "TenantsTable", {"customerId": tenant})["status"] == "ACTIVE"
@@ -314,11 +304,11 @@ def test_a_request_redelivered_after_onboarding_finished_changes_nothing(cloud: 
 
 def test_an_offboarded_tenant_comes_back_with_its_kept_bucket(cloud: LocalCloud, inbox: Inbox) -> None:
     tenant = _tenant_id()
-    _answer(inbox, _send(cloud, {"customer_details": _details(tenant)}))
-    _answer(inbox, _send(cloud, {"requestType": "offboardTenant", "customer_id": tenant}))
+    answer(inbox, send(cloud, "tenant", {"customer_details": _details(tenant)}))
+    answer(inbox, send(cloud, "tenant", {"requestType": "offboardTenant", "customer_id": tenant}))
 
-    as_new = _answer(inbox, _send(cloud, {"customer_details": _details(tenant)}))
-    as_existing = _answer(inbox, _send(cloud, {"customer_details": _details(tenant, bucket_exists="true")}))
+    as_new = answer(inbox, send(cloud, "tenant", {"customer_details": _details(tenant)}))
+    as_existing = answer(inbox, send(cloud, "tenant", {"customer_details": _details(tenant, bucket_exists="true")}))
 
     assert as_new.attributes["status"] == "REJECTED"
     assert "customer_details.bucket_exists: expected true: the bucket exists already" in as_new.body["summary"]
@@ -328,10 +318,10 @@ def test_an_offboarded_tenant_comes_back_with_its_kept_bucket(cloud: LocalCloud,
 
 def test_moving_to_another_bucket_and_address_releases_the_old_ones(cloud: LocalCloud, inbox: Inbox) -> None:
     tenant = _tenant_id()
-    _answer(inbox, _send(cloud, {"customer_details": _details(tenant, notification_email=f"a-{tenant}@example.com")}))
+    ask(cloud, inbox, "tenant", {"customer_details": _details(tenant, notification_email=f"a-{tenant}@example.com")})
     first = _record(cloud, "TenantsTable", {"customerId": tenant})["emailSubscriptionArn"]
 
-    moved = _answer(inbox, _send(cloud, {"requestType": "updateTenant", "customer_details": _details(
+    moved = answer(inbox, send(cloud, "tenant", {"requestType": "updateTenant", "customer_details": _details(
         tenant, notification_email=f"b-{tenant}@example.com", amc={"bucket_name": f"amc-{tenant}-second"})}))
 
     assert moved.attributes["status"] == "SUCCEEDED", moved.body["summary"]

@@ -16,7 +16,7 @@ from shared.amazon.amc import AmcClient
 from shared.amazon.http import AmazonHttp
 from shared.amazon.lwa import BearerAuth, CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints, marketplace_region
-from tests.support import amc_tenant, ask, execution_outcome, execution_request, send, wait_until
+from tests.support import amc_creates, amc_tenant, ask, execution_outcome, execution_request, send, wait_until
 
 
 def _schedule(customer: str, name: str, expression: str, **fields: Any) -> dict[str, Any]:
@@ -62,8 +62,7 @@ def test_a_fire_delivered_twice_runs_once(cloud: LocalCloud, inbox: Inbox, fast_
         aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("workflow"), MessageBody=json.dumps(fired))
     note = execution_outcome(inbox, "nightly-20261127T060000Z")
 
-    sent = [r.body for r in cloud.sandbox.requests.where(api="amc", operation="createWorkflowExecution", status=200)
-            if f"/{instance}/" in r.path]
+    sent = [r.body for r in amc_creates(cloud, instance)]
     assert note.attributes["status"] == "SUCCEEDED" and len(sent) == 1
     assert sent[0]["timeWindowStart"] == "2026-11-25T00:00:00"  # TODAY(-2) at the fire time in New York
 
@@ -120,8 +119,7 @@ def test_a_backfill_of_30_days_runs_within_the_gate_and_failed_windows_are_resub
     assert len(failed) == 3 and [n.attributes["status"] for n in again] == ["SUCCEEDED"] * 3
     assert resubmitted.body["details"]["resubmitted"] == [f"2026-09-{i + 1:02d}" for i in failed]
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 5
-    windows = sorted((r.body["timeWindowStart"], r.body["timeWindowEnd"]) for r in cloud.sandbox.requests.where(
-        api="amc", operation="createWorkflowExecution", status=200) if f"/{instance}/" in r.path)
+    windows = sorted((r.body["timeWindowStart"], r.body["timeWindowEnd"]) for r in amc_creates(cloud, instance))
     assert windows[0] == ("2026-09-01T00:00:00", "2026-09-02T00:00:00") and len(set(windows)) == 30
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,12 +15,6 @@ from tests.support import ask, onboard
 @pytest.fixture(scope="module")
 def tenant(cloud: LocalCloud, inbox: Inbox) -> str:
     return onboard(cloud, inbox, "wf")
-
-
-@pytest.fixture
-def faults(cloud: LocalCloud) -> Iterator[Any]:
-    yield cloud.sandbox.faults
-    cloud.sandbox.faults.clear()
 
 
 def _workflow(cloud: LocalCloud, inbox: Inbox, tenant: str, request: dict[str, Any]) -> Notification:
