@@ -59,15 +59,14 @@ class Cron:
     hours: frozenset[int]
     months: frozenset[int]
     years: frozenset[int]
-    day_of_month: str
-    day_of_week: str
+    days: Days
     zone: ZoneInfo
 
     def next_after(self, moment: datetime) -> datetime | None:
         local = moment.astimezone(self.zone).replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=1)
         day = local.date()
         for _ in range(366 * SEARCH_YEARS):
-            if day.year in self.years and day.month in self.months and self._day_matches(day):
+            if day.year in self.years and day.month in self.months and self.days.match(day):
                 for hour in sorted(self.hours):
                     for minute in sorted(self.minutes):
                         candidate = datetime(day.year, day.month, day.day, hour, minute)
@@ -76,11 +75,45 @@ class Cron:
             day += timedelta(days=1)
         return None
 
-    def _day_matches(self, day: date) -> bool:
-        dom, dow = self.day_of_month, self.day_of_week
-        if dom != "?":
-            return _day_of_month_matches(dom, day)
-        return dow == "*" or _day_of_week_matches(dow, day)
+
+@dataclass(frozen=True)
+class Days:
+    """The days a cron expression's two day fields allow (one of them is ``?``), parsed once."""
+
+    by_week: bool  # the day-of-month field is '?'
+    month_days: frozenset[int] = frozenset()
+    last_of_month: bool = False  # 'L'
+    weekdays: frozenset[int] = frozenset()  # 1 = SUN ... 7 = SAT, as AWS counts
+    last_weekdays: frozenset[int] = frozenset()  # '5L': the last Thursday
+    nth_weekdays: frozenset[tuple[int, int]] = frozenset()  # '2#1': the first Monday
+
+    @classmethod
+    def parse(cls, day_of_month: str, day_of_week: str) -> Days:
+        if day_of_month != "?":
+            if day_of_month == "L":
+                return cls(by_week=False, last_of_month=True)
+            return cls(by_week=False, month_days=_values(day_of_month, 1, 31))
+        weekdays, last, nth = set(), set(), set()
+        for part in day_of_week.upper().split(","):
+            if part.endswith("L"):
+                last.add(_weekday(part[:-1]))
+            elif "#" in part:
+                name, _, count = part.partition("#")
+                if count not in ("1", "2", "3", "4", "5"):
+                    raise ScheduleError(f"cron day {part!r}: the week after '#' must be 1-5")
+                nth.add((_weekday(name), int(count)))
+            else:
+                weekdays |= _values(part, 1, 7, _DAYS)
+        return cls(by_week=True, weekdays=frozenset(weekdays), last_weekdays=frozenset(last),
+                   nth_weekdays=frozenset(nth))
+
+    def match(self, day: date) -> bool:
+        last = calendar.monthrange(day.year, day.month)[1]
+        if not self.by_week:
+            return day.day in self.month_days or (self.last_of_month and day.day == last)
+        weekday = (day.isoweekday() % 7) + 1
+        return (weekday in self.weekdays or (weekday in self.last_weekdays and day.day > last - 7)
+                or (weekday, (day.day - 1) // 7 + 1) in self.nth_weekdays)
 
 
 def translate(expression: str) -> str:
@@ -141,7 +174,7 @@ def _cron(fields: list[str], zone: ZoneInfo, expression: str) -> Cron:
     if "W" in dom:
         raise ScheduleError(f"{expression}: 'W' (nearest weekday) is not supported by the local cloud")
     return Cron(minutes=_values(minutes, 0, 59), hours=_values(hours, 0, 23), months=_values(month, 1, 12, _MONTHS),
-                years=_values(year, 1970, 2199), day_of_month=dom, day_of_week=dow.upper(), zone=zone)
+                years=_values(year, 1970, 2199), days=Days.parse(dom, dow), zone=zone)
 
 
 def _values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int]:
@@ -170,24 +203,8 @@ def _number(text: str, names: dict[str, int] | None) -> int:
     return int(text)
 
 
-def _day_of_month_matches(field: str, day: date) -> bool:
-    last = calendar.monthrange(day.year, day.month)[1]
-    if field == "L":
-        return day.day == last
-    return day.day in _values(field, 1, 31)
-
-
-def _day_of_week_matches(field: str, day: date) -> bool:
-    weekday = (day.isoweekday() % 7) + 1  # AWS: 1 = SUN ... 7 = SAT
-    for part in field.split(","):
-        if part.endswith("L"):
-            last = calendar.monthrange(day.year, day.month)[1]
-            if _number(part[:-1], _DAYS) == weekday and day.day > last - 7:
-                return True
-        elif "#" in part:
-            name, _, nth = part.partition("#")
-            if _number(name, _DAYS) == weekday and (day.day - 1) // 7 + 1 == int(nth):
-                return True
-        elif weekday in _values(part, 1, 7, _DAYS):
-            return True
-    return False
+def _weekday(text: str) -> int:
+    weekday = _number(text, _DAYS)
+    if not 1 <= weekday <= 7:
+        raise ScheduleError(f"cron day of the week {text!r}: expected 1-7 or SUN-SAT")
+    return weekday
