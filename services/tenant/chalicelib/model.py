@@ -86,9 +86,14 @@ class Tenant:
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "pattern": str(self.pattern)}
 
+    def resource_name(self, platform: Platform) -> str:
+        """The base of the names of the tenant's stacks, rules and statements (the platform's IAM and queue
+        policies match on it)."""
+        return f"amci-{platform.stage}-tenant-{self.customer_id}"
+
     def stack_name(self, platform: Platform, region: str) -> str:
         """One stack per region the tenant needs resources in (the bucket's, and the platform's for routing)."""
-        base = f"amci-{platform.stage}-tenant-{self.customer_id}"
+        base = self.resource_name(platform)
         return base if region == platform.region else f"{base}-{region}"
 
     def database_name(self, platform: Platform) -> str:

@@ -26,7 +26,7 @@ def templates(tenant: Tenant, platform: Platform) -> dict[str, dict[str, Any]]:
     if tenant.pattern is Pattern.NEW_BUCKET:
         bucket_side.update(_new_bucket(tenant, platform))
     if tenant.pattern is not Pattern.CROSS_ACCOUNT and tenant.bucket_region != platform.region:
-        bucket_side.update(_forwarding(tenant, platform, f"amci-{platform.stage}-tenant-{tenant.customer_id}-fwd"))
+        bucket_side.update(_forwarding(tenant, platform, f"{tenant.resource_name(platform)}-fwd"))
     if bucket_side:
         regions.setdefault(tenant.bucket_region, {}).update(bucket_side)
     return {region: _template(tenant, resources) for region, resources in regions.items()}
@@ -72,14 +72,14 @@ def _template(tenant: Tenant, resources: dict[str, Any]) -> dict[str, Any]:
 
 def _routing(tenant: Tenant, platform: Platform) -> dict[str, Any]:
     resources: dict[str, Any] = {"IntakeRule": {"Type": "AWS::Events::Rule", "Properties": {
-        "Name": f"amci-{platform.stage}-tenant-{tenant.customer_id}",
+        "Name": tenant.resource_name(platform),
         "Description": f"Object events of s3://{tenant.bucket_name} to the data lake",
         "EventPattern": _bucket_events(tenant),
         "Targets": [{"Id": "datalake", "Arn": platform.events_queue_arn,
                      "DeadLetterConfig": {"Arn": platform.events_dlq_arn}}]}}}
     if tenant.pattern is Pattern.CROSS_ACCOUNT:
         resources["BucketAccountMaySendEvents"] = {"Type": "AWS::Events::EventBusPolicy", "Properties": {
-            "StatementId": f"amci-{platform.stage}-tenant-{tenant.customer_id}", "EventBusName": "default",
+            "StatementId": tenant.resource_name(platform), "EventBusName": "default",
             "Statement": {"Effect": "Allow", "Action": "events:PutEvents",
                           "Principal": {"AWS": f"arn:aws:iam::{tenant.bucket_account}:root"},
                           "Resource": f"arn:aws:events:{platform.region}:{platform.account_id}:event-bus/default",
