@@ -35,6 +35,10 @@ class Package:
     unzipped_bytes: int
 
     @property
+    def zip_path(self) -> Path:
+        return self.directory / "deployment.zip"
+
+    @property
     def template_path(self) -> Path:
         return self.directory / "sam.json"
 

@@ -21,6 +21,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from local.sandbox.errors import SandboxError
 from local.sandbox.faults import Faults
 from local.sandbox.records import RecordedRequest, RequestLog
 
@@ -31,16 +32,6 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
-
-
-class SandboxError(Exception):
-    """Answer with ``status`` and the API's error body (``code``, ``message``) or an exact ``body``."""
-
-    def __init__(self, status: int, message: str, code: str | None = None, body: Any = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.body = status, message, code, body
-        self.headers = headers or {}
 
 
 class Api(Protocol):

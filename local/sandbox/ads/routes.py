@@ -47,9 +47,7 @@ def _reporting(operation: Callable[..., Reply]) -> Callable[..., Reply]:
     def answer(self: AdsApi, request: Request, **values: Any) -> Reply:
         try:
             return operation(self, request, **values)
-        except AdsError as exc:
-            raise SandboxError(exc.status, exc.detail, body={"code": exc.code, "detail": exc.detail}) from None
-        except SandboxError as exc:
+        except SandboxError as exc:  # AdsError included
             if exc.body is None:
                 exc.body = {"code": exc.code or str(exc.status), "detail": exc.message}
             raise
@@ -166,10 +164,7 @@ class AdsApi:
         changes = request.get_json(force=True, silent=True)
         if not isinstance(changes, dict):
             raise SandboxError(400, f"expected a JSON object with any of {sorted(self.state.settings())}")
-        try:
-            return Reply(self.state.update_settings(changes))
-        except AdsError as exc:
-            raise SandboxError(exc.status, exc.detail) from None
+        return Reply(self.state.update_settings(changes))
 
     # -- helpers ---------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from local.sandbox.ads import data
+from local.sandbox.errors import SandboxError
 from local.sandbox.files import Files, StoredFile
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
@@ -30,10 +31,9 @@ TIME_UNITS = ("DAILY", "SUMMARY")
 FORMATS = ("GZIP_JSON",)
 
 
-class AdsError(Exception):
+class AdsError(SandboxError):
     def __init__(self, status: int, detail: str, code: str | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.detail, self.code = status, detail, code or str(status)
+        super().__init__(status, detail, code=code or str(status))
 
 
 @dataclass

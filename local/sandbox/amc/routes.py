@@ -177,9 +177,7 @@ class AmcApi:
         try:
             self._authorize(request, instance_id)
             body = answer()
-        except AmcError as exc:
-            raise SandboxError(exc.status, exc.message, code=exc.code, headers=headers) from None
-        except SandboxError as exc:
+        except SandboxError as exc:  # AmcError included
             exc.headers = {**headers, **exc.headers}
             raise
         return Reply(body, headers=headers, content_type=content_type)

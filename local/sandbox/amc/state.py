@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from local.sandbox.errors import SandboxError
+
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "CANCELLED"})
 TIME_WINDOW_TYPES = ("EXPLICIT", "MOST_RECENT_DAY", "MOST_RECENT_WEEK", "CURRENT_MONTH", "PREVIOUS_MONTH")
 DEFAULT_TIMEOUT_S = 21600
@@ -51,10 +53,9 @@ TIMEOUT_REASON = "Workflow execution exceeded workflowExecutionTimeoutSeconds ({
 CANCELLED_REASON = "The workflow execution was cancelled."
 
 
-class AmcError(Exception):
+class AmcError(SandboxError):
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        super().__init__(status, message, code=code)
 
 
 @dataclass

@@ -26,18 +26,15 @@ class LwaApi:
     def token(self, request: Request, region: str) -> Reply:
         form = request.get_json(silent=True) if request.is_json else request.form
         form = form or {}
-        try:
-            grant = form.get("grant_type")
-            if grant == "refresh_token":
-                tokens = self.state.refresh(form.get("client_id", ""), form.get("client_secret", ""),
-                                            form.get("refresh_token", ""))
-            elif grant == "authorization_code":
-                tokens = self.state.exchange_code(form.get("client_id", ""), form.get("client_secret", ""),
-                                                  form.get("code", ""), form.get("redirect_uri", ""))
-            else:
-                raise LwaError(400, "unsupported_grant_type", f"The grant type {grant!r} is not supported")
-        except LwaError as exc:
-            raise SandboxError(exc.status, exc.description, code=exc.error) from None
+        grant = form.get("grant_type")
+        if grant == "refresh_token":
+            tokens = self.state.refresh(form.get("client_id", ""), form.get("client_secret", ""),
+                                        form.get("refresh_token", ""))
+        elif grant == "authorization_code":
+            tokens = self.state.exchange_code(form.get("client_id", ""), form.get("client_secret", ""),
+                                              form.get("code", ""), form.get("redirect_uri", ""))
+        else:
+            raise LwaError(400, "unsupported_grant_type", f"The grant type {grant!r} is not supported")
         return Reply(tokens)
 
     def consent(self, request: Request, region: str) -> Reply:
@@ -45,10 +42,7 @@ class LwaApi:
         args = request.args
         if args.get("response_type") != "code":
             raise SandboxError(400, "response_type must be code", code="unsupported_response_type")
-        try:
-            code = self.state.issue_code(args.get("client_id", ""), args.get("redirect_uri", ""))
-        except LwaError as exc:
-            raise SandboxError(exc.status, exc.description, code=exc.error) from None
+        code = self.state.issue_code(args.get("client_id", ""), args.get("redirect_uri", ""))
         query = {"code": code, "scope": args.get("scope", ""), **({"state": args["state"]} if "state" in args else {})}
         return Reply(b"", status=302, headers={"Location": f"{args['redirect_uri']}?{urlencode(query)}"},
                      content_type="text/html")

@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from local.sandbox.errors import SandboxError
+
 CODE_TTL_S = 300  # an authorization code expires after 5 minutes and is single use
 
 
-class LwaError(Exception):
+class LwaError(SandboxError):
     def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(description)
-        self.status, self.error, self.description = status, error, description
+        super().__init__(status, description, code=error)
 
 
 @dataclass

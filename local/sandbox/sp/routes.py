@@ -115,9 +115,7 @@ class SpApi:
             if not self.state.take_token(client, operation):
                 raise SpError(429, "QuotaExceeded", QUOTA_MESSAGE)
             reply = answer(client)
-        except SpError as exc:
-            raise SandboxError(exc.status, exc.message, code=exc.code, headers=headers) from None
-        except SandboxError as exc:
+        except SandboxError as exc:  # SpError included
             exc.headers = {**headers, **exc.headers}
             raise
         reply.headers = {**headers, **reply.headers}

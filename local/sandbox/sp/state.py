@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from local.sandbox.errors import SandboxError
 from local.sandbox.files import Files, StoredFile
 from local.sandbox.sp import data
 from shared.amazon.regions import MARKETPLACES
@@ -36,10 +37,9 @@ ONE_MARKETPLACE = ("Report rejected for this client. Multiple marketplaces were 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ: "now" from a client a little ahead is still now
 
 
-class SpError(Exception):
+class SpError(SandboxError):
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        super().__init__(status, message, code=code)
 
 
 def invalid(message: str) -> SpError:
