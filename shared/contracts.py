@@ -6,6 +6,7 @@ A rejected message gets a :class:`ContractError` whose lines name each field and
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class ContractError(ValueError):
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # A tenant's id: it names stacks, rules (at most 64 characters), a schedule group and a database.
 CUSTOMER_ID_PATTERN = r"^[a-z][a-z0-9-]{1,29}$"
+AUTH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # a credential set: its secret is AUTH_SECRET_PREFIX + authId
 
 
 class Contract(BaseModel):
@@ -90,3 +92,9 @@ class Request(Contract):
     """A request on a service's request queue: ``requestId``, when given, is its idempotency key."""
 
     requestId: str | None = Field(None, pattern=REQUEST_ID_PATTERN)
+
+    def fingerprint(self) -> str:
+        """The request as sent, less its id: a redelivery has the same one; another request under the same id
+        (a sender's mistake) has not."""
+        sent = self.model_dump(exclude_none=True, exclude={"requestId"})
+        return hashlib.sha256(json.dumps(sent, sort_keys=True, default=str).encode()).hexdigest()

@@ -63,3 +63,14 @@ def _evaluate(function: str, offset: int, now: datetime, date_format: str) -> st
 def _add_months(day: date, months: int) -> tuple[int, int]:
     years, month_index = divmod(day.month - 1 + months, 12)
     return day.year + years, month_index + 1
+
+
+def windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
+    """``[start, end]`` (whole days) cut into windows of ``days``, each ``(first day, day after the last)``; the
+    last window may be shorter."""
+    cuts, day = [], start
+    while day <= end:
+        following = min(day + timedelta(days=days), end + timedelta(days=1))
+        cuts.append((day, following))
+        day = following
+    return cuts

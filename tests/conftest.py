@@ -20,7 +20,8 @@ from shared import aws
 from tests.support import FAST
 
 TESTS = Path(__file__).resolve().parent
-TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2, "ExecutionPollSeconds": 1}
+TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2, "ExecutionPollSeconds": 1,
+                   "ReportPollSeconds": 1}
 
 
 @pytest.fixture(scope="session")

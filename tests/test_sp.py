@@ -243,6 +243,42 @@ def test_get_reports_takes_next_token_alone(client: SpReportsClient, sandbox: Sa
     assert len(alone.json()["reports"]) == 1 and "nextToken" not in alone.json()
 
 
+# -- finding a report an earlier attempt created ------------------------------------------------------------------
+
+def test_find_report_finds_a_created_report_at_once(sandbox: Sandbox, tokens: TokenProvider) -> None:
+    slept: list[float] = []
+    client = SpReportsClient(tokens, Endpoints.from_env(), Region.NA, sleep=slept.append, settle_s=5.0,
+                             policy=RetryPolicy(base_delay_s=0.05, max_delay_s=0.5))
+    report_type, since = own_type(), datetime.now(UTC) - sp.CLOCK_SKEW
+    start, end = days_ago(3), days_ago(1)
+    report_id = client.create_report(report_type, [US], data_start_time=start, data_end_time=end)
+    newer = client.create_report(report_type, [US], data_start_time=days_ago(10), data_end_time=end)
+
+    found = client.find_report(report_type, [US], data_start_time=start, data_end_time=end, created_since=since)
+    any_times = client.find_report(report_type, [US], created_since=since, deadline=Deadline(30))
+
+    assert found == report_id and any_times == newer  # the newest that matches
+    assert slept == []  # no settle sleep: it answers at once
+
+
+def test_find_report_is_none_when_nothing_matches(client: SpReportsClient) -> None:
+    report_type, since = own_type(), datetime.now(UTC) - sp.CLOCK_SKEW
+    start, end = days_ago(3), days_ago(1)
+    client.create_report(report_type, [US], data_start_time=start, data_end_time=end)
+
+    def find(report_type: str = report_type, marketplace: str = US, start: datetime = start,
+             since: datetime = since) -> str | None:
+        return client.find_report(report_type, [marketplace], data_start_time=start, data_end_time=end,
+                                  created_since=since)
+
+    assert find() is not None
+    assert find(start=days_ago(4)) is None
+    assert find(report_type=own_type()) is None
+    assert find(marketplace=DE) is None  # and asked in Europe, where the marketplace is
+    time.sleep(0.2)
+    assert find(since=datetime.now(UTC)) is None  # created before
+
+
 # -- regions and refusals ------------------------------------------------------------------------------------------
 
 def test_the_region_comes_from_the_marketplaces(client: SpReportsClient, sandbox: Sandbox) -> None:

@@ -22,7 +22,7 @@ from local.sandbox.files import StoredFile
 from shared import aws
 from shared.amazon import transfer
 from shared.amazon.errors import ServerError, Unauthorized
-from shared.amazon.transfer import MiB, copy_to_s3
+from shared.amazon.transfer import MiB, copy_to_s3, document_format
 
 REPORT = json.dumps([{"date": "2024-05-01", "campaignId": 100 + i, "campaignName": f"Brand, \"{i % 7}\"",
                       "impressions": i * 37 % 1000, "cost": round(i * 0.37, 2)} for i in range(2000)]).encode()
@@ -307,3 +307,138 @@ def test_gunzip_joins_members_skips_padding_and_bounds_each_step() -> None:
     out = list(transfer._Gunzip("files").stream(pieces))
 
     assert b"".join(out) == zeros + b"tail" and max(map(len, out)) <= transfer.READ_SIZE
+
+
+# -- user metadata and keys named from the content ----------------------------------------------------------------
+
+METADATA = {"report-id": "1234567", "source": "sp", "report-type": "GET_MERCHANT_LISTINGS_ALL_DATA"}
+
+
+def test_metadata_is_stored_on_a_single_put(cloud: LocalCloud) -> None:
+    key = _key()
+
+    copied = copy_to_s3(_serve_bytes(cloud, gzip.compress(REPORT)), aws.client("s3"), cloud.outputs["ReportsBucket"],
+                        key, session=requests.Session(), metadata=METADATA)
+
+    assert copied.parts == 1 and _stored(cloud, key)[1]["Metadata"] == METADATA
+
+
+def test_metadata_is_stored_on_a_multipart_upload(cloud: LocalCloud) -> None:
+    data = bytes(range(256)) * (11 * MiB // 256)
+    key = _key()
+
+    copied = copy_to_s3(_serve_bytes(cloud, data, piece=MiB), aws.client("s3"), cloud.outputs["ReportsBucket"], key,
+                        session=requests.Session(), part_size=5 * MiB, metadata=METADATA)
+
+    body, got = _stored(cloud, key)
+    assert copied.parts == 3 and body == data and got["Metadata"] == METADATA
+
+
+def _naming(prefix: str, heads: list[bytes]) -> Any:
+    """A key function that records the heads it is given and names the object by its content."""
+    def name(head: bytes) -> str:
+        heads.append(head)
+        return f"{prefix}.{'json' if head.lstrip()[:1] in (b'[', b'{') else 'tsv'}"
+
+    return name
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_a_key_function_sees_the_uncompressed_head_of_a_body_stored_compressed(cloud: LocalCloud,
+                                                                             encoding: str | None) -> None:
+    compressed = gzip.compress(REPORT)
+    heads: list[bytes] = []
+    prefix = _key()
+
+    copied = copy_to_s3(_serve_bytes(cloud, compressed, piece=1000, encoding=encoding), aws.client("s3"),
+                        cloud.outputs["ReportsBucket"], _naming(prefix, heads), session=requests.Session())
+
+    assert heads == [REPORT[:transfer.HEAD_SIZE]] and len(REPORT) > transfer.HEAD_SIZE
+    assert copied.key == f"{prefix}.json" and not copied.decompressed
+    assert _stored(cloud, copied.key)[0] == compressed  # stored as it came: only the head was gunzipped
+    assert _no_object(cloud, f"{prefix}.tsv")
+
+
+def test_a_key_function_sees_the_head_of_a_plain_body(cloud: LocalCloud) -> None:
+    tsv = b"sku\tasin\tprice\n" + b"".join(b"SKU-%d\tB0%08d\t%d.99\n" % (i, i, i % 90) for i in range(100))
+    heads: list[bytes] = []
+    prefix = _key()
+
+    copied = copy_to_s3(_serve_bytes(cloud, tsv, piece=100, content_type="text/tab-separated-values"),
+                        aws.client("s3"), cloud.outputs["ReportsBucket"], _naming(prefix, heads),
+                        session=requests.Session())
+
+    assert heads == [tsv] and copied.key == f"{prefix}.tsv" and _stored(cloud, copied.key)[0] == tsv
+
+
+def test_a_key_function_is_called_once_before_anything_is_uploaded(cloud: LocalCloud) -> None:
+    rows = b",".join(b'{"campaignId":%d,"impressions":%d}' % (i, i * 7 % 1000) for i in range(400_000))
+    report = b"[" + rows + b"]"  # 13.6 MB uncompressed
+    prefix = _key()
+    calls: list[bool] = []
+
+    def name(head: bytes) -> str:
+        calls.append(_no_object(cloud, prefix) and not _uploads_left(cloud, prefix))
+        assert head == report[:transfer.HEAD_SIZE]
+        return f"{prefix}/report.json"
+
+    copied = copy_to_s3(_serve_bytes(cloud, gzip.compress(report, 1)), aws.client("s3"),
+                        cloud.outputs["ReportsBucket"], name, session=requests.Session(), decompress=True,
+                        part_size=5 * MiB, metadata={"format": "json"})
+
+    body, got = _stored(cloud, f"{prefix}/report.json")
+    assert calls == [True] and copied.key == f"{prefix}/report.json" and copied.parts == 3
+    assert body == report and got["Metadata"] == {"format": "json"}
+
+
+def test_a_key_function_that_fails_stops_the_copy(cloud: LocalCloud) -> None:
+    def refuse(head: bytes) -> str:
+        raise LookupError("no name for this")
+
+    with pytest.raises(LookupError):
+        copy_to_s3(_serve_bytes(cloud, REPORT), aws.client("s3"), cloud.outputs["ReportsBucket"], refuse,
+                   session=requests.Session())
+    with pytest.raises(ValueError, match="not a key"):
+        copy_to_s3(_serve_bytes(cloud, REPORT), aws.client("s3"), cloud.outputs["ReportsBucket"], lambda head: "",
+                   session=requests.Session())
+
+
+def test_the_head_of_a_truncated_gzip_is_what_decompresses() -> None:
+    content = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() + b"\n" for i in range(20_000))
+    compressed = gzip.compress(content)
+
+    for cut in (10, 100, 5000, 40_000):
+        head = transfer._content_head(compressed[:cut], "files")
+        assert head == content[:len(head)] and len(head) <= transfer.HEAD_SIZE
+    assert transfer._content_head(compressed[:5000], "files")  # something came out before the cut
+    assert transfer._content_head(compressed[:40_000], "files") == content[:transfer.HEAD_SIZE]
+
+
+def test_the_head_of_a_gzip_is_bounded_and_joins_members() -> None:
+    bomb = gzip.compress(bytes(30 * MiB))  # inflates 1000:1
+    small = gzip.compress(b"first member\n") + b"\x00" * 5 + gzip.compress(b"second member\n")
+
+    assert transfer._content_head(bomb, "files") == bytes(transfer.HEAD_SIZE)
+    assert transfer._content_head(small, "files") == b"first member\nsecond member\n"
+    assert transfer._content_head(b"\x1f\x8bnot gzip at all", "files") == b""
+    assert transfer._content_head(b"x" * MiB, "files") == b"x" * transfer.HEAD_SIZE
+
+
+# -- document formats ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("head", "extension"), [
+    (b'{"reportSpecification": {"reportType": "GET_SALES_AND_TRAFFIC_REPORT"}}', "json"),
+    (b'\n  [{"campaignId": 1, "cost": 0.5}, {"campaignId": 2', "json"),  # a head cut anywhere
+    (b'\xef\xbb\xbf {"salesAndTrafficByDate": []}', "json"),
+    (b"\xef\xbb\xbf[]", "json"),
+    (b"amazon-order-id\tmerchant-order-id\tpurchase-date\n123-1\t\t2024-05-01, 10:00\n", "tsv"),
+    (b"\xef\xbb\xbfsku\tprice\n", "tsv"),
+    (b"\tsecond-column\n", "tsv"),  # an empty first field
+    (b'date,campaignName,cost\r\n2024-05-01,"Brand\tA",0.5\r\n', "csv"),
+    (b'<?xml version="1.0" encoding="UTF-8"?>\n<AmazonEnvelope>', "xml"),
+    (b"\xef\xbb\xbf\r\n<report/>", "xml"),
+    (b"Report processing failed: no data for the period\nplease retry, later", "txt"),
+    (b"", "txt"),
+])
+def test_document_format_from_the_first_bytes(head: bytes, extension: str) -> None:
+    assert document_format(head) == extension

@@ -10,7 +10,9 @@ Built on Amazon's SDK (``amzn-sp-api``), which sends the requests; this module a
   here instead of drawing a storm of 429s;
 - :meth:`SpReportsClient.create_report` made safe to retry: after an ambiguous failure (a timeout, a 5xx) it looks
   for the report among the recent ones (``getReports`` with ``createdSince``) before creating another;
-- typed results and paging; the region of a call from its marketplaces when none is given.
+- :meth:`SpReportsClient.find_report`: the report an earlier attempt (a run that crashed after creating it) may
+  have created, so that a resumed run follows it instead of requesting another;
+- typed results and paging; the region of a call from its marketplaces when none is given;
 
 The SDK is imported on first use, so services that never call SP-API do not pay for it, and tamed: its package
 calls ``logging.basicConfig`` at import and its ``Configuration()`` adds a stderr handler to the ``spapi`` and
@@ -119,6 +121,8 @@ class ReportSpecification:
                 and set(report.marketplace_ids) == set(self.marketplace_ids)
                 and _same_time(self.data_start_time, report.data_start_time)
                 and _same_time(self.data_end_time, report.data_end_time))
+
+
 
 
 # -- client-side rate limiting ------------------------------------------------------------------------------------
@@ -291,6 +295,21 @@ class SpReportsClient:
 
         return str(self._call("createReport", region, deadline, create, idempotent=False).report_id)
 
+    def find_report(self, report_type: str, marketplace_ids: Sequence[str], *,
+                    data_start_time: datetime | None = None, data_end_time: datetime | None = None,
+                    created_since: datetime, region: Region | None = None,
+                    deadline: Deadline | None = None) -> str | None:
+        """The id of the newest report created since ``created_since`` whose type, marketplaces and data times
+        match (whatever its status; times not given match any), else None: what an earlier attempt at the same
+        request may have created. Answers at once: it does not wait for a creation still in progress."""
+        spec = ReportSpecification(report_type, tuple(marketplace_ids), data_start_time, data_end_time)
+        for report in self.iter_reports([spec.report_type], region=self._region(region, spec.marketplace_ids),
+                                        deadline=deadline, marketplace_ids=list(spec.marketplace_ids),
+                                        created_since=created_since, page_size=100):
+            if spec.matches(report):
+                return report.report_id
+        return None
+
     def _find_created(self, spec: ReportSpecification, region: Region, since: datetime,
                       deadline: Deadline | None) -> str | None:
         """The report an ambiguous createReport made, if it made one: looked for after ``settle_s`` (the request
@@ -298,12 +317,9 @@ class SpReportsClient:
         whose type, marketplaces and times match (another identical request's report would do as well)."""
         if deadline is None or deadline.allows(self.settle_s):
             self._sleep(self.settle_s)
-        for report in self.iter_reports([spec.report_type], region=region, deadline=deadline,
-                                        marketplace_ids=list(spec.marketplace_ids), created_since=since,
-                                        page_size=100):
-            if spec.matches(report):
-                return report.report_id
-        return None
+        return self.find_report(spec.report_type, spec.marketplace_ids, data_start_time=spec.data_start_time,
+                                data_end_time=spec.data_end_time, created_since=since, region=region,
+                                deadline=deadline)
 
     # -- one call, with rate limit, token, retries --------------------------------------------------------------
 

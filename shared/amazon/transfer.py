@@ -18,6 +18,13 @@ no way to count the bytes ``Content-Length`` speaks of). Then:
   removed, and a gzip body (recognised by its magic bytes) is gunzipped on the fly (``zlib``, ``wbits=31``,
   concatenated members included, output bounded per step); a plain body is stored as it is.
 
+Naming and metadata. ``key`` is the object's key, or a function that names it from the content: it is called once,
+before anything is uploaded, with the content's first bytes (up to ``HEAD_SIZE``, always uncompressed: a body
+stored as gzip has just its head gunzipped for it, bounded, the stored bytes untouched; a truncated or corrupt gzip
+head gives what decompresses before the break), so that a caller can name a file by what it holds (JSON or
+tab-separated...) while streaming it; :attr:`Copied.key` is the key used. ``metadata`` is stored as the object's
+user metadata (``x-amz-meta-*``), on a single ``put_object`` as on a multipart upload.
+
 The URL is never logged nor put in an error: it carries the signature (``shared.logs`` would mask that much,
 but the URL as a whole is nobody's business). Errors are typed (``shared.amazon.errors``): the server's
 refusal by status (an expired URL is :class:`Unauthorized`), a dropped or short download :class:`ServerError`,
@@ -34,7 +41,7 @@ import re
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +57,10 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 DEFAULT_PART_SIZE = 8 * MiB
 READ_SIZE = 1 * MiB  # bytes per read from the wire, and at most per gunzip step
+HEAD_SIZE = 64 * 1024  # at most this much of the content's start goes to a key function
 PARTS_PER_STEP = 1000  # the part size doubles every 1,000 parts: S3 allows 10,000 parts, this reaches 5 TB
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
 _GZIP_ENCODINGS = ("gzip", "x-gzip")
 _OPAQUE_ETAG_ENCRYPTION = ("aws:kms", "aws:kms:dsse")  # S3's ETag is then not an MD5 of the data
 
@@ -76,15 +85,17 @@ class StoredObjectMismatch(Exception):
     """S3's ETag for the completed object does not match the parts sent; the object version was deleted."""
 
 
-def copy_to_s3(url: str, s3: Any, bucket: str, key: str, *, session: requests.Session, decompress: bool = False,
-               part_size: int = DEFAULT_PART_SIZE, kms_key_id: str | None = None, content_type: str | None = None,
-               concurrency: int = 4, timeout: tuple[float, float] = (5.0, 60.0), api: str = "files") -> Copied:
+def copy_to_s3(url: str, s3: Any, bucket: str, key: str | Callable[[bytes], str], *, session: requests.Session,
+               decompress: bool = False, part_size: int = DEFAULT_PART_SIZE, kms_key_id: str | None = None,
+               content_type: str | None = None, metadata: Mapping[str, str] | None = None, concurrency: int = 4,
+               timeout: tuple[float, float] = (5.0, 60.0), api: str = "files") -> Copied:
     """Copy the file at ``url`` to ``s3://bucket/key``; see the module's documentation.
 
+    ``key`` may be a function of the content's first bytes (uncompressed) that returns the key;
     ``part_size`` is at least 5 MiB; ``concurrency`` is how many parts upload while the next is read;
     ``kms_key_id`` stores the object with SSE-KMS under that key (else the bucket's default encryption
     applies); ``content_type`` defaults to the server's (when stored decompressed, unless that names gzip);
-    ``api`` names the source in errors (``sp``, ``ads``...).
+    ``metadata`` is the object's user metadata; ``api`` names the source in errors (``sp``, ``ads``...).
     """
     if part_size < MIN_PART_SIZE:
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum), got {part_size}")
@@ -96,10 +107,14 @@ def copy_to_s3(url: str, s3: Any, bucket: str, key: str, *, session: requests.Se
         source = _Source(response, api)
         encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
         encoding = None if encoding == "identity" else encoding
-        extra = _object_arguments(response, decompress, encoding, content_type, kms_key_id)
+        extra = _object_arguments(response, decompress, encoding, content_type, kms_key_id, metadata)
         chunks, decompressed = _content(source.chunks(), encoding, decompress, api)
+        parts = _parts(chunks, part_size)
+        first = next(parts)  # read before the key is known: a key function names the object from it
+        if callable(key):
+            key = _named(key, _content_head(first, api))
         uploader = _Uploader(s3, bucket, key, extra, concurrency)
-        copied = uploader.upload(_parts(chunks, part_size), part_size, source, decompressed)
+        copied = uploader.upload(first, parts, part_size, source, decompressed)
     seconds = time.monotonic() - started
     log.info("copied a file to S3", extra={
         "bucket": bucket, "key": key, "bytes": copied.size, "downloaded": copied.downloaded, "parts": copied.parts,
@@ -155,10 +170,10 @@ class _Source:
 
 
 class _Gunzip:
-    """Streaming gunzip of a whole gzip file, concatenated members included, in steps of at most READ_SIZE."""
+    """Streaming gunzip of a whole gzip file, concatenated members included, in steps of at most ``step`` bytes."""
 
-    def __init__(self, api: str) -> None:
-        self.api = api
+    def __init__(self, api: str, step: int = READ_SIZE) -> None:
+        self.api, self.step = api, step
         self._inflater = zlib.decompressobj(31)
         self._fed = False  # the current member has started
 
@@ -176,7 +191,7 @@ class _Gunzip:
                     return
                 self._fed = True
             try:
-                out = self._inflater.decompress(data, READ_SIZE)
+                out = self._inflater.decompress(data, self.step)
             except zlib.error as exc:
                 raise InvalidRequest(self.api, "download", f"not a valid gzip stream: {exc}") from None
             if out:
@@ -185,7 +200,7 @@ class _Gunzip:
                 data, self._inflater, self._fed = self._inflater.unused_data, zlib.decompressobj(31), False
                 continue
             data = self._inflater.unconsumed_tail
-            if not data and len(out) < READ_SIZE:  # all input used and no output held back
+            if not data and len(out) < self.step:  # all input used and no output held back
                 return
 
 
@@ -217,6 +232,31 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+def _content_head(first: bytes, api: str) -> bytes:
+    """The content's first HEAD_SIZE bytes (or fewer), uncompressed, from the first part as stored: a gzip part has
+    just its start gunzipped (64 KiB in, 64 KiB out at a time), ``first`` untouched; a truncated or corrupt gzip
+    stream gives what decompresses before the break."""
+    if not first.startswith(_GZIP_MAGIC):
+        return first[:HEAD_SIZE]
+    head = bytearray()
+    pieces = (first[i:i + HEAD_SIZE] for i in range(0, len(first), HEAD_SIZE))
+    try:
+        for out in _Gunzip(api, HEAD_SIZE).stream(pieces):
+            head += out
+            if len(head) >= HEAD_SIZE:
+                break
+    except (ServerError, InvalidRequest):  # truncated, or not gzip after all: the head is what came before
+        pass
+    return bytes(head[:HEAD_SIZE])
+
+
+def _named(name: Callable[[bytes], str], head: bytes) -> str:
+    key = name(head)
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"the key function returned {key!r}, not a key")
+    return key
+
+
 def _parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytes]:
     """The content as parts of at least ``part_size`` bytes (the last one may be shorter), ``part_size``
     doubling every PARTS_PER_STEP parts so that no file needs more than S3's 10,000 parts."""
@@ -242,7 +282,8 @@ def _joined(pending: list[bytes]) -> bytes:
 # -- upload ------------------------------------------------------------------------------------------------------
 
 def _object_arguments(response: requests.Response, decompress: bool, encoding: str | None,
-                      content_type: str | None, kms_key_id: str | None) -> dict[str, Any]:
+                      content_type: str | None, kms_key_id: str | None,
+                      metadata: Mapping[str, str] | None) -> dict[str, Any]:
     served_type = response.headers.get("Content-Type")
     if content_type is None and served_type and not (decompress and "gzip" in served_type.lower()):
         content_type = served_type
@@ -251,6 +292,8 @@ def _object_arguments(response: requests.Response, decompress: bool, encoding: s
         arguments["ContentEncoding"] = response.headers["Content-Encoding"]
     if kms_key_id:
         arguments.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id, BucketKeyEnabled=True)
+    if metadata:
+        arguments["Metadata"] = dict(metadata)
     return arguments
 
 
@@ -264,8 +307,10 @@ class _Uploader:
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def upload(self, parts: Iterator[bytes], part_size: int, source: _Source, decompressed: bool) -> Copied:
-        first = next(parts)
+    def upload(self, first: bytes, rest: Iterator[bytes], part_size: int, source: _Source,
+               decompressed: bool) -> Copied:
+        """Store ``first`` and the ``rest`` of the parts: one ``put_object`` if ``first`` is short (the whole
+        content), else a multipart upload."""
         self._count(first)
         if len(first) < part_size:
             md5 = _md5(first)
@@ -273,7 +318,7 @@ class _Uploader:
                                           ContentMD5=base64.b64encode(md5).decode(), **self.extra)
             count, expected = 1, md5.hex()
         else:
-            response, count, expected = self._multipart(_chain(first, parts))
+            response, count, expected = self._multipart(_chain(first, rest))
         etag = response["ETag"].strip('"')
         verified = etag == expected
         if not verified and not _opaque_etag(response):
@@ -344,3 +389,21 @@ class _Uploader:
 def _opaque_etag(response: dict[str, Any]) -> bool:
     """S3's ETag is no MD5 of the data under SSE-KMS and SSE-C: a mismatch there proves nothing."""
     return response.get("ServerSideEncryption") in _OPAQUE_ETAG_ENCRYPTION or "SSECustomerAlgorithm" in response
+
+
+def document_format(head: bytes) -> str:
+    """A report document's file extension from its first bytes (uncompressed): ``json`` when the first byte that is
+    not whitespace (after an optional UTF-8 byte order mark) is ``{`` or ``[``, ``xml`` when it is ``<``; else
+    ``tsv`` when the first line holds a tab, ``csv`` when it holds a comma, and ``txt`` otherwise."""
+    content = head.removeprefix(_UTF8_BOM)
+    first = content.lstrip()[:1]
+    if first in (b"{", b"["):
+        return "json"
+    if first == b"<":
+        return "xml"
+    line = content.lstrip(b"\r\n").split(b"\n", 1)[0]
+    if b"\t" in line:
+        return "tsv"
+    if b"," in line:
+        return "csv"
+    return "txt"

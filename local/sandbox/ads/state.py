@@ -21,13 +21,13 @@ from typing import Any
 from local.sandbox.ads import data
 from local.sandbox.errors import SandboxError
 from local.sandbox.files import Files, StoredFile
+from shared.amazon.ads import REPORT_TYPES, ReportType
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 _ORDER = {PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2}
 FAILURE_REASON = "Report generation failed due to an internal error. Please retry"
 EXACT_SIZE_MAX_ROWS = 100_000  # fileSize is worked out (by generating the file once) up to this many rows
 REPORT_CONTENT_TYPE = "application/octet-stream"  # what the report bucket serves a .json.gz with
-TIME_UNITS = ("DAILY", "SUMMARY")
 FORMATS = ("GZIP_JSON",)
 
 
@@ -45,48 +45,6 @@ class Timings:
     url_expires_s: int = 3600
 
 
-@dataclass(frozen=True)
-class ReportType:
-    ad_product: str
-    max_days: int
-    retention_days: int
-    group_by: frozenset[str] | None  # None: not checked (DSP's many groupings)
-    time_units: tuple[str, ...] = TIME_UNITS
-
-
-def _types() -> dict[str, ReportType]:
-    """apis.md §3.2's table: maximum range, retention and groupBy per report type."""
-    sp, sb, sd, st, dsp = ("SPONSORED_PRODUCTS", "SPONSORED_BRANDS", "SPONSORED_DISPLAY", "SPONSORED_TELEVISION",
-                           "DEMAND_SIDE_PLATFORM")
-    rows: list[tuple[str, str, int, int, set[str] | None]] = [
-        ("spCampaigns", sp, 31, 95, {"campaign", "adGroup", "campaignPlacement"}),
-        ("sbCampaigns", sb, 31, 60, {"campaign"}), ("sdCampaigns", sd, 31, 65, {"campaign", "matchedTarget"}),
-        ("stCampaigns", st, 31, 95, {"campaign", "adGroup"}),
-        ("dspCampaign", dsp, 31, 95, {"campaign", "ad", "creative"}),
-        ("sbAdGroup", sb, 31, 60, {"adGroup"}), ("sdAdGroup", sd, 31, 65, {"adGroup", "matchedTarget"}),
-        ("sbAds", sb, 31, 60, {"ads"}), ("spAdvertisedProduct", sp, 31, 95, {"advertiser"}),
-        ("sdAdvertisedProduct", sd, 31, 65, {"advertiser"}), ("spPurchasedProduct", sp, 31, 95, {"asin"}),
-        ("sbPurchasedProduct", sb, 731, 731, {"purchasedAsin"}), ("sdPurchasedProduct", sd, 31, 65, {"asin"}),
-        ("spSearchTerm", sp, 31, 95, {"searchTerm"}), ("sbSearchTerm", sb, 31, 60, {"searchTerm"}),
-        ("spTargeting", sp, 31, 95, {"targeting"}), ("sbTargeting", sb, 31, 60, {"targeting"}),
-        ("sdTargeting", sd, 31, 65, {"targeting", "matchedTarget"}),
-        ("stTargeting", st, 31, 95, {"campaign", "adGroup", "targeting"}),
-        ("sbCampaignPlacement", sb, 31, 60, {"campaign"}), ("spGrossAndInvalids", sp, 365, 365, {"campaign"}),
-        ("sbGrossAndInvalids", sb, 365, 365, {"campaign"}), ("sdGrossAndInvalids", sd, 365, 365, {"campaign"}),
-        ("spAudiences", sp, 31, 95, {"campaign_bid_boost_segment"}),
-        ("sbAudiences", sb, 31, 95, {"campaign_bid_boost_segment"}),
-        *((name, dsp, 31, 95, None) for name in ("dspGeo", "dspInventory", "dspProduct", "dspTech",
-                                                 "dspReachFrequency", "dspAudience")),
-    ]
-    types = {name: ReportType(product, days, kept, frozenset(groups) if groups else None)
-             for name, product, days, kept, groups in rows}
-    types["conversionPath"] = ReportType("ALL", 90, 95, frozenset({"brandConversionPath"}), ("SUMMARY",))
-    types["dspAudioAndVideo"] = ReportType(dsp, 395, 395, frozenset({"campaign", "ad", "supplySource", "creative",
-                                                                     "content"}), ("SUMMARY",))
-    return types
-
-
-REPORT_TYPES = _types()
 
 
 @dataclass(frozen=True)

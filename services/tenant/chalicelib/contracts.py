@@ -13,7 +13,7 @@ import boto3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.amazon.regions import MARKETPLACES
-from shared.contracts import CUSTOMER_ID_PATTERN, Request
+from shared.contracts import AUTH_ID_PATTERN, CUSTOMER_ID_PATTERN, Request
 
 ACCOUNT_ID = r"^\d{12}$"
 REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
@@ -49,7 +49,7 @@ class AmcDetails(_Strict):
 class CustomerDetails(_Strict):
     customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN, description="Lowercase letters, digits, hyphens; 2-30")
     customer_name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
-    auth_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    auth_id: str | None = Field(None, pattern=AUTH_ID_PATTERN)
     bucket_exists: bool = True
     bucket_account: str | None = Field(None, pattern=ACCOUNT_ID)
     bucket_region: str | None = Field(None, pattern=REGION)

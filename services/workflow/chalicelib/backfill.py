@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from chalicelib.amc import tenant_config
 from chalicelib.contracts import Backfill, ResubmitBackfill
 from chalicelib.executions import submit
-from chalicelib.records import Records, table
+from chalicelib.records import workflow_records
 from shared import dates
 from shared.contracts import ContractError, FieldError
 from shared.requests import RequestContext
@@ -28,30 +28,19 @@ _ATTEMPT = re.compile(r"-w(\d+)(?:-r(\d+))?$")
 _RETRY = frozenset({"FAILED", "REJECTED", "CANCELLED", "ERROR"})
 
 
-def windows(start: date, end: date, days: int) -> list[tuple[date, date]]:
-    """``[start, end]`` (whole days) cut into windows of ``days``, each ``(first day, day after the last)``; the
-    last window may be shorter."""
-    cuts, day = [], start
-    while day <= end:
-        following = min(day + timedelta(days=days), end + timedelta(days=1))
-        cuts.append((day, following))
-        day = following
-    return cuts
-
-
 def start(request: Backfill, ctx: RequestContext, service: Service) -> None:
     tenant_config(request.customerId)
     first, last = _day(request, "startDate"), _day(request, "endDate")
     if last < first:
         raise ContractError(request.requestType, [FieldError("endDate", "a day on or after startDate",
                                                              request.endDate)])
-    cuts = windows(first, last, request.windowDays)
+    cuts = dates.windows(first, last, request.windowDays)
     if len(cuts) > MAX_WINDOWS:
         raise ContractError(request.requestType, [FieldError(
             "windowDays", f"windows that cut the range into at most {MAX_WINDOWS} executions", request.windowDays)])
     template = request.createExecutionRequest.to_api()
     backfill_id, workflow_id = ctx.request_id, request.createExecutionRequest.workflow_id
-    Records(table()).put(request.customerId, "backfill", backfill_id, backfillId=backfill_id, workflowId=workflow_id,
+    workflow_records().put(request.customerId, "backfill", backfill_id, backfillId=backfill_id, workflowId=workflow_id,
                          windows=[[a.isoformat(), b.isoformat()] for a, b in cuts], template=json.dumps(template))
     submitted = sum(_submit(request.customerId, backfill_id, index, cuts[index], template, attempt=0)
                     for index in range(len(cuts)))
@@ -62,7 +51,7 @@ def start(request: Backfill, ctx: RequestContext, service: Service) -> None:
 
 
 def resubmit(request: ResubmitBackfill, ctx: RequestContext, service: Service) -> None:
-    records = Records(table())
+    records = workflow_records()
     backfill = records.get(request.customerId, "backfill", request.backfillId)
     if backfill is None:
         raise ContractError(request.requestType, [FieldError("backfillId", "a backfill of this tenant",

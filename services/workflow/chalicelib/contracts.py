@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared import schedules
+from shared import scheduler, schedules
 from shared.contracts import CUSTOMER_ID_PATTERN, Request
 
 WORKFLOW_ID = r"^[A-Za-z0-9._-]{1,128}$"  # AMC: alphanumerics, '.', '-', '_'; no spaces
@@ -105,7 +105,7 @@ class CreateExecution(Request):
     customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     createExecutionRequest: ExecutionBody
     scheduleName: str | None = Field(None, pattern=SCHEDULE_NAME)
-    scheduledTime: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+    scheduledTime: str | None = Field(None, pattern=scheduler.FIRE_TIME_PATTERN)
 
 
 class _OneExecution(Request):

@@ -14,7 +14,6 @@ Cancel, status, list and sync requests are answered directly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,8 +25,8 @@ from typing import Any
 from chalicelib.amc import UnknownTenant, client_for, concurrency_limit, tenant_config
 from chalicelib.contracts import CancelExecution, CreateExecution, GetExecutionStatus, ListExecutions, SyncExecutions
 from chalicelib.gate import ConcurrencyGate
-from chalicelib.records import ERROR, Records, table
-from shared import aws, dates
+from chalicelib.records import ERROR, workflow_records
+from shared import aws, dates, scheduler
 from shared.amazon.amc import ExecutionFinished
 from shared.amazon.errors import InvalidRequest, NotFound, ServerError, Throttled
 from shared.amazon.http import AmbiguousFailure
@@ -50,10 +49,10 @@ def create(request: CreateExecution, ctx: RequestContext, service: Service) -> N
     """Resolve the relative dates (at the schedule's fire time for a scheduled run) and start the execution."""
     tenant_config(request.customerId)  # an unknown tenant is rejected here, not in the state machine
     body = request.createExecutionRequest
-    now = _fire_time(request.scheduledTime) if request.scheduledTime else datetime.now(UTC)
+    now = scheduler.fired_at(request.scheduledTime)
     resolved = dates.resolve(body.to_api(), now, zone=body.timeWindowTimeZone)
-    key = execution_key(request, ctx)
-    submit(request.customerId, key, resolved, _fingerprint(request),
+    key = scheduler.request_key(ctx.request_id, request.scheduleName, request.scheduledTime, request.requestId)
+    submit(request.customerId, key, resolved, request.fingerprint(),
            **({"scheduleName": request.scheduleName} if request.scheduleName else {}))
 
 
@@ -61,10 +60,10 @@ def submit(customer_id: str, key: str, body: dict[str, Any], fingerprint: str, *
     """Record execution ``key`` and start its state machine; False when it was already submitted (a redelivery).
 
     Raises ContractError when ``key`` was used for another request."""
-    records = Records(table())
+    records = workflow_records()
     workflow_id = body.get("workflowId") or body["workflow"]["workflowId"]
     # The body is kept as JSON text: DynamoDB would turn its numbers into Decimals (and refuse floats).
-    record = records.add_execution(customer_id, key, workflowId=workflow_id, request=json.dumps(body),
+    record = records.add_job(customer_id, key, workflowId=workflow_id, request=json.dumps(body),
                                    fingerprint=fingerprint, **fields)
     if record.get("fingerprint") != fingerprint:
         raise ContractError("createExecution", [FieldError(
@@ -73,14 +72,6 @@ def submit(customer_id: str, key: str, body: dict[str, Any], fingerprint: str, *
                                  execution_name("execution", customer_id, key),
                                  {"customerId": customer_id, "requestId": key, "requestType": "createExecution"})
     return started
-
-
-def execution_key(request: CreateExecution, ctx: RequestContext) -> str:
-    """The request's idempotency key; a scheduled run's is its schedule and fire time, so a fire delivered twice
-    runs once."""
-    if request.scheduleName and request.scheduledTime and not request.requestId:
-        return f"{request.scheduleName}-{request.scheduledTime.replace('-', '').replace(':', '')}"
-    return ctx.request_id
 
 
 def cancel(request: CancelExecution, ctx: RequestContext, service: Service) -> None:
@@ -117,7 +108,7 @@ def status(request: GetExecutionStatus, ctx: RequestContext, service: Service) -
 
 
 def list_all(request: ListExecutions, ctx: RequestContext, service: Service) -> None:
-    matching = (r for r in Records(table()).recent_executions(request.customerId)
+    matching = (r for r in workflow_records().recent_jobs(request.customerId)
                 if request.status in (None, r["executionStatus"]))
     found = [_summary(r) for r in islice(matching, request.limit)]  # pages are read only as far as needed
     service.answer(ctx, request.customerId, Status.SUCCEEDED, f"{len(found)} executions", {"executions": found})
@@ -125,23 +116,23 @@ def list_all(request: ListExecutions, ctx: RequestContext, service: Service) -> 
 
 def sync(request: SyncExecutions, ctx: RequestContext, service: Service) -> None:
     """Update the records from AMC; executions started elsewhere (AMC's console, other tools) get a record too."""
-    client, records = client_for(tenant_config(request.customerId)), Records(table())
+    client, records = client_for(tenant_config(request.customerId)), workflow_records()
     since = datetime.now(UTC) - timedelta(days=request.days)
-    known = {r["workflowExecutionId"]: r for r in records.recent_executions(request.customerId, since - timedelta(
+    known = {r["workflowExecutionId"]: r for r in records.recent_jobs(request.customerId, since - timedelta(
         days=1)) if r.get("workflowExecutionId")}
     counts = {"seen": 0, "updated": 0, "added": 0}
     for execution in client.list_executions(min_creation_time=since):
         counts["seen"] += 1
         record = known.get(execution.execution_id)
         if record is None:
-            record = records.add_execution(request.customerId, f"amc-{execution.execution_id}", origin="amc",
+            record = records.add_job(request.customerId, f"amc-{execution.execution_id}", origin="amc",
                                            workflowId=execution.workflow_id, workflowExecutionId=execution.execution_id)
             counts["added"] += 1
         elif record["executionStatus"] == str(execution.status):
             continue
         else:
             counts["updated"] += 1
-        records.update_execution(request.customerId, record["requestId"], executionStatus=str(execution.status),
+        records.update_job(request.customerId, record["requestId"], executionStatus=str(execution.status),
                                  amcMessage=execution.status_reason)
     service.answer(ctx, request.customerId, Status.SUCCEEDED,
                    f"{counts['seen']} AMC executions since {since:%Y-%m-%d %H:%M} UTC: {counts['updated']} updated, "
@@ -166,8 +157,8 @@ def admit(state: dict[str, Any], gate: ConcurrencyGate) -> dict[str, Any]:
 
 def start(state: dict[str, Any]) -> dict[str, Any]:
     """Create the AMC execution once: a retried task finds the one it created (by the record, else at AMC)."""
-    records = Records(table())
-    record = records.execution(state["customerId"], state["requestId"])
+    records = workflow_records()
+    record = records.job(state["customerId"], state["requestId"])
     if record is None:
         raise LookupError(f"no record of execution {state['requestId']}")
     if record.get("workflowExecutionId"):
@@ -178,13 +169,13 @@ def start(state: dict[str, Any]) -> dict[str, Any]:
             body, float(record["createAttemptAt"]) - _CREATE_SKEW_S)):
         execution = found
     else:
-        records.update_execution(state["customerId"], state["requestId"], createAttemptAt=int(time.time()))
+        records.update_job(state["customerId"], state["requestId"], createAttemptAt=int(time.time()))
         try:
             execution = client.create_execution(body)
         except _REFUSED as refusal:
             return {**state, "terminal": True, "status": "REJECTED", "message": f"AMC refused: {refusal.detail}",
                     "amcCode": refusal.code}
-    records.update_execution(state["customerId"], state["requestId"], workflowExecutionId=execution.execution_id,
+    records.update_job(state["customerId"], state["requestId"], workflowExecutionId=execution.execution_id,
                              executionStatus=str(execution.status))
     return {**state, "workflowExecutionId": execution.execution_id, "terminal": execution.terminal,
             "status": str(execution.status), "message": execution.status_reason}
@@ -208,7 +199,7 @@ def poll(state: dict[str, Any]) -> dict[str, Any]:
         return {**state, "terminal": True, "status": "CANCELLED",
                 "message": "cancelled: it ran longer than EXECUTION_MAX_HOURS"}
     if state["status"] != seen:  # the record changes when the status does, not at every look
-        Records(table()).update_execution(state["customerId"], state["requestId"], executionStatus=state["status"])
+        workflow_records().update_job(state["customerId"], state["requestId"], executionStatus=state["status"])
     return {**state, "terminal": execution.terminal}
 
 
@@ -220,8 +211,8 @@ def finish(state: dict[str, Any], gate: ConcurrencyGate, service: Service) -> di
     message = error_summary(error) if error else state.get("message")
     with suppress(UnknownTenant):  # offboarded meanwhile: nothing waits behind it
         gate.release(tenant_config(customer_id)["amcInstanceId"], _gate_key(state))
-    records = Records(table())
-    record = records.update_execution(customer_id, key, executionStatus=outcome, amcMessage=message,
+    records = workflow_records()
+    record = records.update_job(customer_id, key, executionStatus=outcome, amcMessage=message,
                                       outputS3URI=state.get("outputS3URI"))
     if records.claim_notification(customer_id, key):
         workflow, execution_id = record.get("workflowId", "?"), state.get("workflowExecutionId")
@@ -241,16 +232,6 @@ def finish(state: dict[str, Any], gate: ConcurrencyGate, service: Service) -> di
 
 def _gate_key(state: dict[str, Any]) -> str:
     return f"{state['customerId']}#{state['requestId']}"
-
-
-def _fire_time(scheduled_time: str) -> datetime:
-    return datetime.strptime(scheduled_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def _fingerprint(request: CreateExecution) -> str:
-    """The request as sent (before dates are resolved), so a redelivery matches however late it comes."""
-    sent = request.model_dump(exclude_none=True, exclude={"requestId"})
-    return hashlib.sha256(json.dumps(sent, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.amc import client_for, tenant_config
 from chalicelib.contracts import ListWorkflows, WorkflowRequest
-from chalicelib.records import Records, table
+from chalicelib.records import schedules_using, workflow_records
 from shared.amazon.amc import Workflow
 from shared.amazon.errors import InvalidRequest, NotFound, Unauthorized
 from shared.requests import RequestContext
@@ -19,10 +19,10 @@ _REFUSALS = (InvalidRequest, NotFound, Unauthorized)  # AMC said no: retrying wo
 
 
 def handle(request: WorkflowRequest, ctx: RequestContext, service: Service) -> None:
-    body, records = request.workflowRequest, Records(table())
+    body, records = request.workflowRequest, workflow_records()
     client = client_for(tenant_config(request.customerId))
     operation, workflow_id = body.requestType, body.workflow_id
-    if operation == "deleteWorkflow" and (users := records.schedules_using(request.customerId, workflow_id)):
+    if operation == "deleteWorkflow" and (users := schedules_using(records, request.customerId, workflow_id)):
         service.answer(ctx, request.customerId, Status.FAILED,
                        f"workflow {workflow_id} is run by schedules {', '.join(users)}: delete those schedules or "
                        "point them at another workflow first", {"workflowId": workflow_id, "schedules": users},

@@ -1,0 +1,234 @@
+"""The Amazon Ads reporting service, end to end on the local cloud against the sandbox's Amazon Ads: request ->
+report -> file in the reports bucket; faults, duplicates, schedules, profiles and backfills."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from local.cloud import LocalCloud
+from local.inbox import Inbox
+from local.sandbox.faults import Faults
+from shared import aws
+from tests.support import answer, ask, queue_idle, send, wait_until
+
+COLUMNS = ["campaignId", "campaignName", "impressions", "clicks", "cost", "sales14d"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_ads(cloud: LocalCloud) -> Iterator[None]:
+    """Reports are ready in about a second while the module's tests run."""
+    before = cloud.sandbox.ads.timings
+    cloud.sandbox.ads.state.timings = replace(before, pending_s=0.3, processing_s=0.5)
+    yield
+    cloud.sandbox.ads.state.timings = before
+
+
+def profile(cloud: LocalCloud) -> str:
+    """A profile of its own for the test, so the sandbox's requests are the test's."""
+    return str(cloud.sandbox.ads.add_profile("na").profile_id)
+
+
+def report_request(profile_id: str, **fields: Any) -> dict[str, Any]:
+    """The AWS Solution's payload (upstream.md §4.1), relative dates and all."""
+    return {"profileId": profile_id, "region": "North America", "requestBody": {
+        "startDate": "TODAY(-2)", "endDate": "TODAY(-1)", "configuration": {
+            "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"], "columns": COLUMNS,
+            "reportTypeId": "spCampaigns", "timeUnit": "SUMMARY", "format": "JSON"}}, **fields}
+
+
+def creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
+    return [r for r in cloud.sandbox.requests.where(api="ads", operation="createReport")
+            if {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
+
+
+def reports_made(cloud: LocalCloud, profile_id: str) -> list[Any]:
+    """The reports the sandbox made for the profile (a lost response or a 425 makes none)."""
+    return [r for r in cloud.sandbox.ads.state.reports.values() if r.profile_id == int(profile_id)]
+
+
+def stored(uri: str) -> tuple[bytes, dict[str, Any]]:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    found = aws.client("s3").get_object(Bucket=bucket, Key=key)
+    return found["Body"].read(), found
+
+
+def test_a_report_lands_in_the_reports_bucket_with_its_metadata(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id = profile(cloud)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id, tableName="campaigns"), timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    details = note.body["details"]
+    day = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+    assert details["s3Uri"] == (f"s3://{cloud.outputs['ReportsBucket']}/adtech/ads_report/campaigns/"
+                                f"report_date={day}/report-{details['reportId']}.json.gz")
+    data, found = stored(details["s3Uri"])
+    rows = json.loads(gzip.decompress(data))
+    assert rows and set(rows[0]) == set(COLUMNS)
+    assert details["size"] == len(data) == found["ContentLength"]
+    metadata = found["Metadata"]
+    assert metadata["profile-id"] == profile_id and metadata["report-type"] == "spCampaigns"
+    assert metadata["report-id"] == details["reportId"] and metadata["table-name"] == "campaigns"
+    assert metadata["start-date"] == day and datetime.fromisoformat(metadata["requested-at"]).tzinfo is not None
+    assert found["ServerSideEncryption"] == "aws:kms"
+    sent = creates(cloud, profile_id)[0].body
+    assert sent["configuration"]["format"] == "GZIP_JSON"  # forced
+    assert sent["startDate"] == day  # resolved when handled
+
+
+def test_the_table_name_defaults_to_profile_and_report_type(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id = profile(cloud)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id), timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert f"/adtech/ads_report/{profile_id}-spCampaigns/report_date=" in note.body["details"]["s3Uri"]
+
+
+def test_a_duplicated_request_makes_one_report(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id = profile(cloud)
+    request = {**report_request(profile_id), "requestId": f"dup-{uuid.uuid4().hex[:8]}"}
+
+    for _ in range(3):
+        send(cloud, "ads_reporting", dict(request))
+    note = answer(inbox, request["requestId"], timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert len(creates(cloud, profile_id)) == 1 and len(reports_made(cloud, profile_id)) == 1
+    wait_until(lambda: queue_idle(cloud.request_queue_url("ads_reporting")), 30)
+    assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
+
+
+def test_a_failed_report_is_notified_with_amazons_reason(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    faults.add("ads", "createReport", outcome="FAILED", times=1)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile(cloud)), timeout_s=60)
+
+    assert note.attributes["status"] == "FAILED"
+    assert "Report generation failed" in note.body["summary"]
+    assert note.body["details"]["apiStatus"] == "FAILED" and note.body["details"]["s3Uri"] is None
+
+
+def test_throttling_server_errors_and_lost_responses_still_make_one_report(
+        cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    profile_id = profile(cloud)
+    faults.add("ads", "createReport", status=429, retry_after=0.2, times=2)
+    faults.add("ads", "getReport", status=503, times=3)
+    cloud.sandbox.ads.lose_create_responses(1)  # the first creation that gets through answers 502
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id), timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert [r.status for r in creates(cloud, profile_id)][:3] == [429, 429, 502]
+    assert len(reports_made(cloud, profile_id)) == 1  # the retry after the lost response got 425 naming it
+
+
+def test_expired_tokens_and_an_outage_while_waiting(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    cloud.sandbox.ads.state.timings = replace(cloud.sandbox.ads.timings, processing_s=4)
+    try:
+        request_id = send(cloud, "ads_reporting", report_request(profile(cloud)))
+        wait_until(lambda: cloud.sandbox.requests.where(api="ads", operation="getReport"), 30)
+        cloud.sandbox.lwa.expire_all()
+        faults.outage("ads", seconds=3)
+        note = answer(inbox, request_id, timeout_s=90)
+    finally:
+        cloud.sandbox.ads.state.timings = replace(cloud.sandbox.ads.timings, processing_s=0.5)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+
+
+def test_an_invalid_request_is_rejected_naming_the_field(cloud: LocalCloud, inbox: Inbox) -> None:
+    bad = report_request(profile(cloud), region="Mars")
+    note = ask(cloud, inbox, "ads_reporting", bad)
+    assert note.attributes["status"] == "REJECTED"
+    assert "region: expected one of North America, Europe or APAC" in note.body["summary"]
+
+    too_long = report_request(profile(cloud))
+    too_long["requestBody"] = {**too_long["requestBody"], "startDate": "TODAY(-40)"}
+    note = ask(cloud, inbox, "ads_reporting", too_long)
+    assert note.attributes["status"] == "REJECTED"
+    assert "requestBody.endDate: expected at most 31 days after startDate for spCampaigns" in note.body["summary"]
+
+
+def test_amazon_refusing_the_report_is_a_rejection_with_its_message(cloud: LocalCloud, inbox: Inbox) -> None:
+    request = report_request(profile(cloud))
+    request["requestBody"]["configuration"]["groupBy"] = ["searchTerm"]  # not a grouping of spCampaigns
+    note = ask(cloud, inbox, "ads_reporting", request, timeout_s=60)
+
+    assert note.attributes["status"] == "REJECTED"
+    assert "ADS refused the report" in note.body["summary"] and "groupBy" in note.body["summary"]
+
+
+def test_profiles_are_listed_across_regions(cloud: LocalCloud, inbox: Inbox) -> None:
+    eu = cloud.sandbox.ads.add_profile("eu")
+    note = ask(cloud, inbox, "ads_reporting", {"region": ["North America", "Europe", "APAC"], "authId": None})
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    profiles = note.body["details"]["profiles"]
+    assert set(profiles) == {"NA", "EU", "FE"}
+    assert eu.profile_id in {p["profile_id"] for p in profiles["EU"]}
+    assert int(cloud.sandbox.account.profile_id) in {p["profile_id"] for p in profiles["NA"]}
+
+
+def test_a_backfill_of_ninety_days_is_split_within_the_report_types_range(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id = profile(cloud)
+    first, last = date.today() - timedelta(days=90), date.today() - timedelta(days=1)
+    body = report_request(profile_id)["requestBody"]
+    note = ask(cloud, inbox, "ads_reporting", {
+        **report_request(profile_id), "requestType": "backfillReports", "startDate": first.isoformat(),
+        "endDate": "TODAY(-1)", "requestBody": {k: v for k, v in body.items() if k not in ("startDate", "endDate")}})
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert note.body["details"]["windows"] == 3
+    backfill_id = note.body["details"]["backfillId"]
+    outcomes = [answer(inbox, f"{backfill_id}-w{i:03d}", timeout_s=90) for i in range(3)]
+
+    assert [n.attributes["status"] for n in outcomes] == ["SUCCEEDED"] * 3
+    ranges = sorted((r.body["startDate"], r.body["endDate"]) for r in creates(cloud, profile_id))
+    assert ranges == [(first.isoformat(), (first + timedelta(days=30)).isoformat()),
+                      ((first + timedelta(days=31)).isoformat(), (first + timedelta(days=61)).isoformat()),
+                      ((first + timedelta(days=62)).isoformat(), last.isoformat())]
+
+
+def test_a_scheduled_report_fires_by_itself_and_schedules_are_managed(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id, name = profile(cloud), f"daily-{uuid.uuid4().hex[:6]}"
+    created = ask(cloud, inbox, "ads_reporting", {  # the AWS Solution's schedule payload
+        "report_request": report_request(profile_id, tableName="scheduled"), "schedule_expression": "rate(1 minute)",
+        "rule_name": name, "rule_description": "every minute"})
+    assert created.attributes["status"] == "SUCCEEDED", created.body["summary"]
+
+    fired = inbox.wait_for(lambda n: n.body.get("details", {}).get("scheduleName") == name
+                           and n.attributes["requestType"] == "createReport", timeout_s=60)
+    assert fired.attributes["status"] == "SUCCEEDED", fired.body["summary"]
+    assert "/adtech/ads_report/scheduled/" in fired.body["details"]["s3Uri"]
+
+    listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listSchedules"})
+    assert name in {s["scheduleName"] for s in listed.body["details"]["schedules"]}
+    assert ask(cloud, inbox, "ads_reporting", {"requestType": "disableSchedule", "scheduleName": name}
+               ).attributes["status"] == "SUCCEEDED"
+    group = cloud.outputs["PlatformScheduleGroup"]
+    schedule = aws.client("scheduler").get_schedule(Name=f"ads-{name}", GroupName=group)
+    assert schedule["State"] == "DISABLED"
+    assert ask(cloud, inbox, "ads_reporting", {"requestType": "deleteSchedule", "scheduleName": name}
+               ).attributes["status"] == "SUCCEEDED"
+    listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listSchedules"})
+    assert name not in {s["scheduleName"] for s in listed.body["details"]["schedules"]}
+
+
+def test_reports_are_listed_newest_first_and_by_tenant(cloud: LocalCloud, inbox: Inbox) -> None:
+    tenant = f"list{uuid.uuid4().hex[:8]}"
+    ids = [send(cloud, "ads_reporting", report_request(profile(cloud), customerId=tenant)) for _ in range(2)]
+    notes = [answer(inbox, request_id, timeout_s=60) for request_id in ids]
+    assert {n.attributes["tenantId"] for n in notes} == {tenant}  # the tenant's subscription gets them
+
+    everything = ask(cloud, inbox, "ads_reporting", {"requestType": "listReports", "limit": 50})
+    listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listReports", "customerId": tenant})
+
+    reports = listed.body["details"]["reports"]
+    assert {r["requestId"] for r in reports} == set(ids)
+    assert {r["reportStatus"] for r in reports} == {"SUCCEEDED"}
+    created = [r["createdAt"] for r in everything.body["details"]["reports"]]
+    assert len(created) > 2 and created == sorted(created, reverse=True)
