@@ -1,11 +1,24 @@
 """Copying a gzip report from a pre-signed URL into S3: the streaming copy (shared/amazon/transfer.py) against what
-a plain user writes (``requests.get(url)``, the whole body in memory, then ``s3.upload_fileobj``), in the same run.
+a plain user writes (``requests.get(url)``, the whole body in memory, then ``s3.upload_fileobj``), in the same run;
+and the Ads service's own download task end to end, on the same file.
 
 The local cloud runs in this process; its sandbox serves each report from a generator (a gzip JSON array in the
 Ads report's compact shape, made of a few pre-compressed blocks, so serving 1 GB costs the server almost nothing).
 Every copy runs in a fresh subprocess that reaches the cloud over HTTP; its peak memory is the child's peak RSS
 (``VmHWM``, reset with ``/proc/self/clear_refs`` once imports, clients and a first S3 call are done) less its RSS at
 that point.
+
+The Ads task (``ads-task``) is the production path for one report: the child imports
+``services/ads_reporting/app.py`` with the ``report_download`` function's environment (stage ``local``, as the local
+cloud gives it) and calls that Lambda handler, i.e. ``Reports.download``: it reads the job record from DynamoDB, asks
+the Ads sandbox for the report (LWA token, ``GET /reporting/reports/{id}``) and its fresh URL, streams the file with
+``copy_to_s3`` under the key the data lake expects with the request as metadata, and records the S3 URI. The parent
+prepares what the state machine's earlier tasks would have left: a COMPLETED sandbox report and the job record with
+its ``reportId`` (no state machine runs, so nothing else downloads it). The sandbox's report file is then replaced by
+the benchmark's report, so every method copies the same bytes (the sandbox's own generator, ``bytes_per_report``,
+renders and compresses the rows as it serves them, about 60 MB/s uncompressed on one core here: it would time the
+sandbox, not the copy). The child counts as a warm Lambda container: before the baseline it has also read the record
+(DynamoDB) and holds an access token (Secrets Manager, LWA), as an earlier invocation would leave it.
 
 The emulator is the slow end (moto's S3 on the same two cores) and its speed varies from run to run, so each copy
 is repeated (``--runs``, interleaved across methods) and the table shows the median time and the highest peak.
@@ -26,12 +39,17 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+ADS_SERVICE = "ads_reporting"
+ADS_APP = ROOT / "services" / ADS_SERVICE
+ADS_FUNCTION = "report_download"  # the state machine's download task
+ADS_COLUMNS = ["date", "campaignId", "campaignName", "adGroupId", "impressions", "clicks", "cost", "purchases14d",
+               "sales14d"]  # what the benchmark's report rows hold
 
 MB = 1_000_000
 BLOCK_ROWS = 5_000  # about 1.2 MB of JSON per block
@@ -40,6 +58,7 @@ POOL = 24  # distinct blocks; the report cycles through them
 METHODS = {
     "stream": ("streaming copy (`copy_to_s3`)", False),
     "plain": ("`requests.get` + `upload_fileobj`", False),
+    "ads-task": ("the Ads service's download task (`Reports.download`, streaming)", False),
     "stream-gunzip": ("streaming copy (`copy_to_s3`, `decompress=True`)", True),
     "plain-gunzip": ("`requests.get` + `gzip.decompress` + `upload_fileobj`", True),
 }
@@ -131,6 +150,31 @@ def child(method: str, url: str, bucket: str, key: str, concurrency: str) -> Non
                       "peak_mb": (peak_kb - baseline_kb) / 1024}))
 
 
+def child_task(state_json: str, bucket: str, function_json: str) -> None:
+    """The Ads service's download task as Lambda runs it: the app module imported, its handler called with the
+    state the poll task hands on, and a Lambda context with the function's timeout."""
+    sys.path.insert(0, str(ADS_APP))  # the service's own directory first, as in its deployment package
+    import app  # the service's Lambda module: Reports("ads_reporting", AdsSource()) and its handlers
+    from chalice.local import LambdaContext
+
+    from shared import aws
+    from shared.amazon import accounts
+
+    state, function = json.loads(state_json), json.loads(function_json)
+    aws.client("s3").head_bucket(Bucket=bucket)  # as the other methods: S3's model and endpoint rules loaded
+    record = app.reports.records.job(ADS_SERVICE, state["requestId"])  # a warm container: DynamoDB loaded...
+    accounts.tokens(json.loads(record["request"]).get("authId")).access_token()  # ...and a token held
+    baseline_kb = _status_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
+    context = LambdaContext(function["name"], function["memory_mb"], max_runtime_ms=function["timeout_s"] * 1000)
+    started = time.perf_counter()
+    result = app.report_download(state, context)
+    seconds = time.perf_counter() - started
+    peak_kb = _status_kb("VmHWM")
+    print(json.dumps({"seconds": seconds, "baseline_mb": baseline_kb / 1024, "peak_mb": (peak_kb - baseline_kb) / 1024,
+                      "s3Uri": result["s3Uri"], "size": result["size"], "outcome": result["outcome"]}))
+
+
 def _status_kb(field: str) -> int:
     """A figure of /proc/self/status: VmHWM is the peak RSS of this process's own address space.
     (``ru_maxrss`` would not do: Linux carries the parent's peak into a child across fork and exec.)"""
@@ -138,14 +182,89 @@ def _status_kb(field: str) -> int:
     return int(line.split()[1])
 
 
-def run_copy(cloud: Any, method: str, url: str, bucket: str, key: str, concurrency: int) -> dict[str, float]:
-    env = {**os.environ, "AWS_ENDPOINT_URL": cloud.aws_endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    command = [sys.executable, __file__, "child", method, url, bucket, key, str(concurrency)]
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+def run_copy(cloud: Any, method: str, url: str, bucket: str, key: str, concurrency: int) -> dict[str, Any]:
+    return _run_child(cloud, method, ["child", method, url, bucket, key, str(concurrency)])
+
+
+def _run_child(cloud: Any, method: str, arguments: list[str], environment: Mapping[str, str] | None = None
+               ) -> dict[str, Any]:
+    """Run this script's ``arguments`` in a fresh interpreter against the cloud over HTTP (``environment``: a
+    function's variables on top); its result is the last line it prints."""
+    env = {**os.environ, **(environment or {}), "AWS_ENDPOINT_URL": cloud.aws_endpoint_url,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    done = subprocess.run([sys.executable, __file__, *arguments], env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class AdsJobs:
+    """Report jobs for the Ads service's download task, left as the report state machine's ``create`` and ``poll``
+    tasks leave them: a COMPLETED sandbox report, serving the benchmark's file, and the job record naming it. No
+    state machine is started, so the benchmark's child is the only one to download it."""
+
+    def __init__(self, cloud: Any) -> None:
+        from local.environ import function_environment
+        from shared.reports import Reports
+
+        self.cloud, self.ads = cloud, cloud.sandbox.ads
+        self.function = cloud.apps[ADS_SERVICE].function(ADS_FUNCTION)
+        module = f"amci_local_apps.{ADS_SERVICE}"  # where local/apps.py keeps the service's modules
+        self.source = sys.modules[f"{module}.app"].reports.source  # the service's AdsSource
+        self.contract = sys.modules[f"{module}.chalicelib.contracts"].AdsReportRequest
+        self.profile = self.ads.add_profile("na")
+        self.ads.timings.pending_s = self.ads.timings.processing_s = 0  # COMPLETED when first read
+        with function_environment(self.function.environment):
+            self.records = Reports(ADS_SERVICE, self.source).records
+
+    def job(self, report: Report, request_id: str) -> dict[str, Any]:
+        """A job whose report is ``report``; returns the state the download task is called with."""
+        from local.sandbox.ads.state import COMPLETED, REPORT_CONTENT_TYPE
+        from local.sandbox.files import StoredFile
+
+        end = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
+        raw = {"profileId": str(self.profile.profile_id), "region": "North America", "requestBody": {
+            "name": request_id, "startDate": str(end - datetime.timedelta(days=6)), "endDate": str(end),
+            "configuration": {"adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign", "adGroup"],
+                              "columns": ADS_COLUMNS, "reportTypeId": "spCampaigns", "timeUnit": "DAILY",
+                              "format": "GZIP_JSON"}}}
+        contract = self.contract.model_validate(raw)
+        request = contract.resolved(datetime.datetime.now(datetime.UTC))  # as Reports.request stores it
+        # create: the sandbox's report (Reports.create asks for it over HTTP; the state is the same)
+        made = self.ads.state.create_report(self.profile, request["requestBody"], lambda: None)
+        made = self.ads.state.get_report(self.profile, made.report_id)  # poll: COMPLETED, its file published
+        assert made.status == COMPLETED and made.file_name, made
+        self.cloud.sandbox.files.put(made.file_name, StoredFile(report.chunks, REPORT_CONTENT_TYPE, None,
+                                                                report.compressed))
+        made.file_size = report.compressed
+        # the record, as Reports.submit, create and poll write it
+        described = self.source.describe(request)
+        self.records.add_job(ADS_SERVICE, request_id, request=json.dumps(request), fingerprint=contract.fingerprint(),
+                             tableName=described.table, reportType=described.report_type,
+                             startDate=described.start.isoformat(), endDate=described.end.isoformat())
+        self.records.update_job(ADS_SERVICE, request_id, reportId=made.report_id, reportStatus=COMPLETED)
+        return {"service": ADS_SERVICE, "requestId": request_id, "reportId": made.report_id, "pollSeconds": 5,
+                "deadline": int(time.time()) + 3600, "terminal": False, "status": COMPLETED, "ready": True,
+                "lastError": None, "message": None, "outcome": "SUCCEEDED", "details": {}}
+
+    def run(self, state: dict[str, Any], bucket: str) -> dict[str, Any]:
+        function = {"name": self.function.name, "memory_mb": self.function.memory_mb,
+                    "timeout_s": self.function.timeout_s}
+        return _run_child(self.cloud, "ads-task", ["child-task", json.dumps(state), bucket, json.dumps(function)],
+                          self.function.environment)
+
+    def check(self, result: Mapping[str, Any], state: Mapping[str, Any], s3: Any, bucket: str,
+              report: Report) -> None:
+        """The object is where the record says, named by the data lake's contract, with the request as metadata."""
+        assert result["outcome"] == "SUCCEEDED" and result["size"] == report.compressed, result
+        record = self.records.job(ADS_SERVICE, state["requestId"])
+        assert record["s3Uri"] == result["s3Uri"], (record, result)
+        found_bucket, key = result["s3Uri"].removeprefix("s3://").split("/", 1)
+        assert found_bucket == bucket and key.startswith(f"adtech/ads_report/{record['tableName']}/report_date="), key
+        assert key.endswith(f"/report-{state['reportId']}.json.gz"), key
+        metadata = s3.head_object(Bucket=bucket, Key=key)["Metadata"]
+        assert metadata["request-id"] == state["requestId"] and metadata["report-id"] == state["reportId"], metadata
+        check_and_delete(s3, bucket, key, report.compressed, False)
 
 
 def check_and_delete(s3: Any, bucket: str, key: str, expected_size: int, gunzipped: bool) -> None:
@@ -184,17 +303,24 @@ def main() -> None:
     from local.sandbox.files import StoredFile
     from shared import aws
 
-    rows, baselines = [], []
+    rows, baselines, task_baselines = [], [], []
     started = time.perf_counter()
     with LocalCloud(port=0) as cloud:
         s3, bucket = aws.client("s3"), cloud.outputs["ReportsBucket"]
+        jobs = AdsJobs(cloud) if "ads-task" in args.methods else None
         for size_mb in args.sizes_mb:
             report = Report(size_mb * MB)
             name = f"report-{size_mb}mb.json.gz"
             cloud.sandbox.files.put(name, StoredFile(report.chunks, "application/x-gzip", None, report.compressed))
-            results: dict[str, list[dict[str, float]]] = {method: [] for method in args.methods}
-            for _ in range(args.runs):
+            results: dict[str, list[dict[str, Any]]] = {method: [] for method in args.methods}
+            for run in range(args.runs):
                 for method in args.methods:
+                    if method == "ads-task":
+                        assert jobs is not None
+                        state = jobs.job(report, f"benchmark-{size_mb}mb-{run + 1}")
+                        results[method].append(jobs.run(state, bucket))
+                        jobs.check(results[method][-1], state, s3, bucket, report)
+                        continue
                     key = f"benchmark/{name}-{method}"
                     url = cloud.sandbox.files.url(name, 3600)
                     results[method].append(run_copy(cloud, method, url, bucket, key, args.concurrency))
@@ -203,7 +329,7 @@ def main() -> None:
             for method, runs in results.items():
                 title, gunzipped = METHODS[method]
                 seconds = statistics.median(r["seconds"] for r in runs)
-                baselines += [r["baseline_mb"] for r in runs]
+                (task_baselines if method == "ads-task" else baselines).extend(r["baseline_mb"] for r in runs)
                 rows.append(f"| {report.size / MB:,.0f} MB ({report.compressed / MB:,.0f} MB gz) | {title} | "
                             f"{'JSON' if gunzipped else 'gzip'} | {seconds:.1f} | {report.size / MB / seconds:.0f} | "
                             f"{report.compressed / MB / seconds:.0f} | {max(r['peak_mb'] for r in runs):.0f} |")
@@ -214,20 +340,37 @@ def main() -> None:
         "| report (uncompressed) | method | stored as | seconds | MB/s uncompressed | MB/s gz "
         "| peak MB over baseline |",
         "|---|---|---|---:|---:|---:|---:|", *rows])
+    default_concurrency = copy_to_s3.__kwdefaults__["concurrency"]
+    task = "" if jobs is None else (
+        " The Ads task is the `report_download` Lambda handler of `services/ads_reporting/app.py`, imported in the "
+        "child with the function's environment and called with the state the poll task hands on: it reads the job "
+        "record (DynamoDB), gets the report's fresh URL from the Ads sandbox and streams the same file with "
+        f"`copy_to_s3` (its defaults: {default_concurrency} parts uploading) to "
+        "`adtech/ads_report/<table>/report_date=<date>/report-<reportId>.json.gz` with the request as metadata, "
+        "then records the S3 URI; the parent leaves the COMPLETED report and the job record as the state machine's "
+        "earlier tasks would, and starts no state machine. Its child is a warm container: its baseline, after "
+        "importing the app, a first S3 call, a read of the record and an access token, is "
+        f"{_span(task_baselines)} MB.")
     note = (f"Machine: {machine()}. Streaming copy: {DEFAULT_PART_SIZE // 2**20} MiB parts, {args.concurrency} "
             "uploading while the next is read. Each copy runs in a fresh process against the local cloud in the "
             "benchmark's process (moto's S3 and the sandbox over loopback HTTP, on the same cores); median of "
             f"{args.runs} runs, interleaved; whole benchmark {time.perf_counter() - started:.0f} s. Peak memory is "
             "the child's highest peak RSS during the copy (`VmHWM`, reset when the copy starts) less its RSS after "
-            f"imports, clients and a first S3 call ({min(baselines):.0f}-{max(baselines):.0f} MB). The streaming "
+            f"imports, clients and a first S3 call ({_span(baselines)} MB).{task} The streaming "
             f"copy holds at most {args.concurrency + 2} parts at once, whatever the size; a file of fewer parts "
             "(such as a small report kept compressed) holds less.")
     args.out.write_text(f"<!-- written by benchmarks/report_copy.py -->\n{table}\n\n{note}\n")
     print(f"\n{note}\nwritten to {args.out}")
 
 
+def _span(values: list[float]) -> str:
+    return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         child(*sys.argv[2:7])
+    elif len(sys.argv) > 1 and sys.argv[1] == "child-task":
+        child_task(*sys.argv[2:5])
     else:
         main()

@@ -124,6 +124,7 @@ class LocalCloud:
         undo.callback(_restore_environment, original, saved)
         self._isolate_environment()
         _require_free_port(self.port)
+        sandbox_port = self._sandbox_port()  # worked out before a port 0 becomes the emulator's: 0 stays 0
         self.invoke_endpoint = InvokeEndpoint(self.lambdas)
         self.invoke_endpoint.start()
         undo.callback(self.invoke_endpoint.stop)
@@ -137,8 +138,8 @@ class LocalCloud:
         self.port = server.get_host_and_port()[1]
         aws.reset_clients()
         undo.callback(aws.reset_clients)
-        _require_free_port(self._sandbox_port())
-        self.sandbox = Sandbox(port=self._sandbox_port(), s3=lambda: aws.client("s3")).start()
+        _require_free_port(sandbox_port)
+        self.sandbox = Sandbox(port=sandbox_port, s3=lambda: aws.client("s3")).start()
         undo.callback(self.sandbox.stop)
         os.environ[Endpoints.VARIABLE] = json.dumps({api: self.sandbox.endpoints[api] for api in _AMAZON_APIS})
 

@@ -165,11 +165,20 @@ class ReportSchedule(Request):
 
 
 class NamedSchedule(Request):
-    """Delete, enable or disable a schedule; the AWS Solution had no such request for reports."""
+    """Delete, enable or disable a schedule (the AWS Solution had none of these for reports; a delete in its
+    workflow manager's shape, ``{"rule_name"}``, is accepted)."""
 
     request_type = "deleteSchedule"
     requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
     scheduleName: str = Field(pattern=SCHEDULE_NAME)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping) or "rule_name" not in raw or "requestType" in raw:
+            return raw
+        return {"requestType": "deleteSchedule", "scheduleName": raw.get("rule_name"),
+                **{k: raw[k] for k in ("requestId",) if k in raw}}
 
 
 class EnableSchedule(NamedSchedule):
@@ -202,7 +211,7 @@ def classify(raw: Mapping[str, Any]) -> str | None:
     if isinstance(request_type, str):
         return ReportSchedule.request_type if request_type == "updateSchedule" else request_type
     if "rule_name" in raw:
-        return ReportSchedule.request_type
+        return ReportSchedule.request_type if "schedule_expression" in raw else NamedSchedule.request_type
     return ReportRequest.request_type if "requestBody" in raw else None
 
 

@@ -231,4 +231,4 @@ def test_reports_are_listed_newest_first_and_by_tenant(cloud: LocalCloud, inbox:
     assert {r["requestId"] for r in reports} == set(ids)
     assert {r["reportStatus"] for r in reports} == {"SUCCEEDED"}
     created = [r["createdAt"] for r in everything.body["details"]["reports"]]
-    assert len(created) > 2 and created == sorted(created, reverse=True)
+    assert len(created) >= 2 and created == sorted(created, reverse=True)

@@ -1,0 +1,201 @@
+"""The Selling Partner reporting service, end to end on the local cloud against the sandbox's SP-API: JSON and
+tab-separated documents named by their content, FATAL and CANCELLED outcomes, credentials per ``authId``, faults,
+duplicates, schedules, and 100 concurrent requests within the rate limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from local.cloud import LocalCloud
+from local.inbox import Inbox
+from local.sandbox import Sandbox
+from local.sandbox.faults import Faults
+from local.sandbox.sp import data
+from local.sandbox.sp.state import FAULT_REASON
+from shared import aws
+from shared.amazon import sp
+from tests.support import answer, ask, queue_idle, send, wait_until
+
+US = "ATVPDKIKX0DER"
+
+
+@pytest.fixture(autouse=True)
+def fast_sp(cloud: LocalCloud) -> Iterator[Sandbox]:
+    """Reports are ready in a fraction of a second; rate limits as documented unless a test changes them (on both
+    sides), restored afterwards."""
+    box = cloud.sandbox
+    timings, limits, client_limits = dataclasses.replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
+    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
+    yield box
+    box.sp.timings.__dict__.update(dataclasses.asdict(timings))
+    for current, saved in ((box.sp.limits, limits), (sp.LIMITER.limits, client_limits)):
+        current.clear()
+        current.update(saved)
+
+
+def day(days_ago: int) -> str:
+    return (datetime.now(UTC).date() - timedelta(days=days_ago)).isoformat()
+
+
+def own_day() -> int:
+    """A start day no other test of the session uses, so the sandbox's requests for it are this test's."""
+    return random.Random(uuid.uuid4().int).randrange(40, 700)
+
+
+def sales_request(days_ago: int, **fields: Any) -> dict[str, Any]:
+    """The AWS Solution's payload (upstream.md §5.2)."""
+    return {"region": "North America", "requestBody": {
+        "reportType": data.SALES_AND_TRAFFIC, "reportOptions": {"dateGranularity": "DAY", "asinGranularity": "CHILD"},
+        "dataStartTime": day(days_ago), "dataEndTime": day(days_ago - 2), "marketplaceIds": [US]}, **fields}
+
+
+def creates(cloud: LocalCloud, start: str) -> list[Any]:
+    return [r for r in cloud.sandbox.requests.where(api="sp", operation="createReport")
+            if isinstance(r.body, dict) and str(r.body.get("dataStartTime", "")).startswith(start)]
+
+
+def stored(uri: str) -> tuple[bytes, dict[str, Any]]:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    found = aws.client("s3").get_object(Bucket=bucket, Key=key)
+    return found["Body"].read(), found
+
+
+def test_a_json_report_lands_named_json_with_its_metadata(cloud: LocalCloud, inbox: Inbox) -> None:
+    days_ago = own_day()
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago, tablePrefix="salestraffic"), timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    details = note.body["details"]
+    assert details["s3Uri"] == (f"s3://{cloud.outputs['ReportsBucket']}/adtech/sp_report/salestraffic/"
+                                f"report_date={day(days_ago)}/report-{details['reportId']}.json.gz")
+    content, found = stored(details["s3Uri"])
+    document = json.loads(gzip.decompress(content))
+    assert document["reportSpecification"]["reportType"] == data.SALES_AND_TRAFFIC
+    assert len(document["salesAndTrafficByDate"]) == 3
+    assert found["Metadata"]["marketplace-ids"] == US and found["Metadata"]["report-type"] == data.SALES_AND_TRAFFIC
+    assert found["Metadata"]["region"] == "NA" and found["Metadata"]["start-date"] == day(days_ago)
+
+
+def test_a_flat_file_lands_named_tsv_and_the_prefix_defaults(cloud: LocalCloud, inbox: Inbox) -> None:
+    days_ago = own_day()
+    request = {"requestBody": {"reportType": data.ORDERS[0], "marketplaceIds": [US],  # no region: from marketplaces
+                               "dataStartTime": day(days_ago), "dataEndTime": day(days_ago - 1)}}
+    note = ask(cloud, inbox, "sp_reporting", request, timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    uri = note.body["details"]["s3Uri"]
+    assert f"/adtech/sp_report/NA-{data.ORDERS[0]}/report_date={day(days_ago)}/" in uri
+    assert uri.endswith(".tsv.gz")
+    header = gzip.decompress(stored(uri)[0]).split(b"\n", 1)[0].split(b"\t")
+    assert header[:3] == [b"amazon-order-id", b"merchant-order-id", b"purchase-date"]
+
+
+def test_a_fatal_report_notifies_its_error_document(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    faults.add("sp", "createReport", outcome="FATAL", times=1)
+    note = ask(cloud, inbox, "sp_reporting", sales_request(own_day()), timeout_s=60)
+
+    assert note.attributes["status"] == "FAILED"
+    assert FAULT_REASON in note.body["summary"] and note.body["details"]["apiStatus"] == "FATAL"
+
+
+def test_a_cancelled_report_is_no_data_not_an_error(cloud: LocalCloud, inbox: Inbox) -> None:
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago=900), timeout_s=60)  # older than two years
+
+    assert note.attributes["status"] == "NO_DATA", note.body["summary"]
+    assert "no data" in note.body["summary"] and note.body["details"]["s3Uri"] is None
+
+
+def test_a_duplicated_request_makes_one_report(cloud: LocalCloud, inbox: Inbox) -> None:
+    days_ago = own_day()
+    request = {**sales_request(days_ago), "requestId": f"dup-{uuid.uuid4().hex[:8]}"}
+
+    for _ in range(3):
+        send(cloud, "sp_reporting", dict(request))
+    note = answer(inbox, request["requestId"], timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert len(creates(cloud, day(days_ago))) == 1
+    wait_until(lambda: queue_idle(cloud.request_queue_url("sp_reporting")), 30)
+    assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
+
+
+def test_throttling_server_errors_and_expired_tokens_still_make_one_report(
+        cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    days_ago = own_day()
+    faults.add("sp", "createReport", status=429, times=2)
+    faults.add("sp", "getReport", status=500, times=2)
+    cloud.sandbox.lwa.expire_all()
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago), timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    # Two throttled, one refused for the expired token (refreshed once), then one report made.
+    assert [r.status for r in creates(cloud, day(days_ago))] == [429, 429, 403, 202]
+
+
+def test_the_auth_id_is_honoured(cloud: LocalCloud, inbox: Inbox) -> None:
+    auth_id, client_id = f"sp-{uuid.uuid4().hex[:8]}", f"amzn1.application-oa2-client.{uuid.uuid4().hex}"
+    cloud.sandbox.lwa.register_client(client_id, "second-secret", {"https://amazon.com"})
+    cloud.sandbox.lwa.add_refresh_token(client_id, "Atzr|second")
+    aws.client("secretsmanager").create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
+        "client_id": client_id, "client_secret": "second-secret", "refresh_token": "Atzr|second"}))
+    note = ask(cloud, inbox, "sp_reporting", sales_request(own_day(), authId=auth_id), timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    owners = {client for (_, client, report_id) in cloud.sandbox.sp.state.reports
+              if report_id == note.body["details"]["reportId"]}
+    assert owners == {client_id}  # made with the second credential set, not the default one
+
+
+def test_invalid_requests_are_rejected_naming_the_field(cloud: LocalCloud, inbox: Inbox) -> None:
+    wrong_region = sales_request(own_day(), region="Europe")
+    note = ask(cloud, inbox, "sp_reporting", wrong_region)
+    assert note.attributes["status"] == "REJECTED"
+    assert "region: the marketplaces' region" in note.body["summary"]
+
+    note = ask(cloud, inbox, "sp_reporting", {"requestBody": {"reportType": data.SALES_AND_TRAFFIC,
+                                                              "marketplaceIds": ["NOWHERE"]}})
+    assert note.attributes["status"] == "REJECTED"
+    assert "marketplaceIds: known marketplace ids (unknown: NOWHERE)" in note.body["summary"]
+
+
+def test_a_scheduled_report_fires_by_itself(cloud: LocalCloud, inbox: Inbox) -> None:
+    name = f"weekly-{uuid.uuid4().hex[:6]}"
+    created = ask(cloud, inbox, "sp_reporting", {  # the AWS Solution's schedule payload
+        "report_request": sales_request(own_day(), tablePrefix="scheduled"), "schedule_expression": "rate(1 minute)",
+        "rule_name": name})
+    assert created.attributes["status"] == "SUCCEEDED", created.body["summary"]
+    try:
+        fired = inbox.wait_for(lambda n: n.body.get("details", {}).get("scheduleName") == name
+                               and n.attributes["requestType"] == "createReport", timeout_s=60)
+    finally:
+        deleted = ask(cloud, inbox, "sp_reporting", {"rule_name": name})  # the AWS Solution's delete shape
+    assert fired.attributes["status"] == "SUCCEEDED", fired.body["summary"]
+    assert "/adtech/sp_report/scheduled/" in fired.body["details"]["s3Uri"]
+    assert deleted.attributes["status"] == "SUCCEEDED"
+
+
+def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalCloud, inbox: Inbox) -> None:
+    # The documented rates scaled up 300x for createReport and getReportDocument (one a minute would take 100
+    # minutes), the same on both sides, as in production: the client's limiter mirrors Amazon's quotas.
+    scaled = {"createReport": (5.0, 15.0), "getReport": (10.0, 15.0), "getReportDocument": (5.0, 15.0)}
+    for limits in (cloud.sandbox.sp.limits, sp.LIMITER.limits):
+        limits.update(scaled)
+    days_ago, started = own_day(), time.time()
+    ids = [send(cloud, "sp_reporting", sales_request(days_ago, tablePrefix="concurrent")) for _ in range(100)]
+    notes = [answer(inbox, request_id, timeout_s=240) for request_id in ids]
+
+    assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 100
+    assert len({n.body["details"]["s3Uri"] for n in notes}) == 100
+    calls = [r for r in cloud.sandbox.requests.where(api="sp") if r.time >= started]
+    throttled = [r for r in calls if r.status == 429]
+    assert len(calls) > 300 and len(throttled) <= 5, f"{len(throttled)} of {len(calls)} calls throttled"
