@@ -113,7 +113,7 @@ def test_a_malformed_request_is_answered_with_what_is_wrong_and_kept(
 ])
 def test_requests_that_are_not_requests_are_answered_too(cloud: LocalCloud, inbox: Inbox, body: str,
                                                          expected: str) -> None:
-    message_id = aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("ads_reporting"),
+    message_id = aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("datalake"),
                                                 MessageBody=body)["MessageId"]
 
     note = answer(inbox, message_id, 30)

@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 from moto import mock_aws
 
 from shared import scheduler
@@ -119,17 +118,11 @@ def test_ensure_group_twice_returns_the_group_each_time(client: Any) -> None:
     assert client.get_schedule_group(Name=name)["Name"] == name
 
 
-def test_ensure_group_tolerates_an_existing_group_and_nothing_else() -> None:
-    # moto replaces an existing group instead of refusing it, so Scheduler's answer is stubbed here.
-    stubbed = boto3.client("scheduler", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    with Stubber(stubbed) as stub:
-        stub.add_client_error("create_schedule_group", "ConflictException", http_status_code=409)
-        stub.add_client_error("create_schedule_group", "AccessDeniedException", http_status_code=403)
+def test_ensuring_an_existing_group_keeps_its_schedules(client: Any, group: str) -> None:
+    _put(client, group)
 
-        assert scheduler.ensure_group(stubbed, "tenant") == "tenant"
-        with pytest.raises(ClientError) as refused:
-            scheduler.ensure_group(stubbed, "tenant")
-    assert error_code(refused.value) == "AccessDeniedException"
+    assert scheduler.ensure_group(client, group) == group  # moto would replace the group if it were created again
+    assert [s["Name"] for s in client.list_schedules(GroupName=group)["Schedules"]] == ["nightly"]
 
 
 def test_next_run_says_when_or_why_never() -> None:

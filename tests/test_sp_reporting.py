@@ -184,7 +184,8 @@ def test_a_scheduled_report_fires_by_itself(cloud: LocalCloud, inbox: Inbox) -> 
     assert deleted.attributes["status"] == "SUCCEEDED"
 
 
-def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalCloud, inbox: Inbox) -> None:
+def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalCloud, inbox: Inbox,
+                                                                    record_property: Any) -> None:
     # The documented rates scaled up 300x for createReport and getReportDocument (one a minute would take 100
     # minutes), the same on both sides, as in production: the client's limiter mirrors Amazon's quotas.
     scaled = {"createReport": (5.0, 15.0), "getReport": (10.0, 15.0), "getReportDocument": (5.0, 15.0)}
@@ -198,4 +199,7 @@ def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalC
     assert len({n.body["details"]["s3Uri"] for n in notes}) == 100
     calls = [r for r in cloud.sandbox.requests.where(api="sp") if r.time >= started]
     throttled = [r for r in calls if r.status == 429]
-    assert len(calls) > 300 and len(throttled) <= 5, f"{len(throttled)} of {len(calls)} calls throttled"
+    record_property("seconds", round(time.time() - started, 1))  # the README's figures (pytest --junitxml)
+    record_property("calls", len(calls))
+    record_property("throttled", len(throttled))
+    assert len(calls) >= 300 and len(throttled) <= 5, f"{len(throttled)} of {len(calls)} calls throttled"
