@@ -344,8 +344,9 @@ def main() -> None:
     task = "" if jobs is None else (
         " The Ads task is the `report_download` Lambda handler of `services/ads_reporting/app.py`, imported in the "
         "child with the function's environment and called with the state the poll task hands on: it reads the job "
-        "record (DynamoDB), gets the report's fresh URL from the Ads sandbox and streams the same file with "
-        f"`copy_to_s3` (its defaults: {default_concurrency} parts uploading) to "
+        "record (DynamoDB), gets the report's fresh URL from the Ads sandbox (whose file for it is the benchmark's, "
+        f"so every method copies the same bytes) and streams it with `copy_to_s3` (its defaults: "
+        f"{default_concurrency} parts uploading) to "
         "`adtech/ads_report/<table>/report_date=<date>/report-<reportId>.json.gz` with the request as metadata, "
         "then records the S3 URI; the parent leaves the COMPLETED report and the job record as the state machine's "
         "earlier tasks would, and starts no state machine. Its child is a warm container: its baseline, after "

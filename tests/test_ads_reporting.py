@@ -232,3 +232,42 @@ def test_reports_are_listed_newest_first_and_by_tenant(cloud: LocalCloud, inbox:
     assert {r["reportStatus"] for r in reports} == {"SUCCEEDED"}
     created = [r["createdAt"] for r in everything.body["details"]["reports"]]
     assert len(created) >= 2 and created == sorted(created, reverse=True)
+
+
+def test_an_expired_download_url_is_asked_for_again(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    faults.add("files", "download", status=403, times=1)  # as S3 refuses a pre-signed URL past its expiry
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile(cloud)), timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    downloads = [r.status for r in cloud.sandbox.requests.where(api="files", operation="download")]
+    assert 403 in downloads and downloads[-1] == 200
+
+
+def test_slow_responses_are_waited_for(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    faults.add("ads", "getReport", delay_s=1.5, times=2)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile(cloud)), timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+
+
+def test_revoked_credentials_end_in_an_error_notification(cloud: LocalCloud, inbox: Inbox) -> None:
+    secrets, auth_id = aws.client("secretsmanager"), f"revoked-{uuid.uuid4().hex[:8]}"
+    secrets.create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
+        **json.loads(secrets.get_secret_value(SecretId="amci/local/auth/default")["SecretString"]),
+        "refresh_token": "Atzr|revoked", "access_token": ""}))
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile(cloud), authId=auth_id), timeout_s=90)
+
+    assert note.attributes["status"] == "ERROR"
+    assert "AuthorizationFailed" in note.body["summary"]
+
+
+def test_a_request_id_reused_for_another_report_is_rejected(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id, request_id = profile(cloud), f"reuse-{uuid.uuid4().hex[:8]}"
+    first = ask(cloud, inbox, "ads_reporting", report_request(profile_id, requestId=request_id), timeout_s=60)
+    send(cloud, "ads_reporting", report_request(profile_id, requestId=request_id, tableName="other"))
+    second = inbox.wait_for(lambda n: n.body.get("request_id") == request_id
+                            and n.attributes["status"] == "REJECTED", timeout_s=30)
+
+    assert first.attributes["status"] == "SUCCEEDED"
+    assert "requestId: expected an id not used before for a different report request" in second.body["summary"]
+    assert len(creates(cloud, profile_id)) == 1

@@ -24,6 +24,9 @@ from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
 from shared import aws
 from shared.amazon import sp
+from shared.amazon.http import AmazonHttp
+from shared.amazon.lwa import CredentialStore, TokenProvider
+from shared.amazon.regions import Endpoints
 from tests.support import answer, ask, queue_idle, send, wait_until
 
 US = "ATVPDKIKX0DER"
@@ -203,3 +206,40 @@ def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalC
     record_property("calls", len(calls))
     record_property("throttled", len(throttled))
     assert len(calls) >= 300 and len(throttled) <= 5, f"{len(throttled)} of {len(calls)} calls throttled"
+
+
+def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    cloud.sandbox.sp.timings.processing_s = 3
+    faults.add("sp", "createReport", delay_s=1.5, times=1)
+    request_id = send(cloud, "sp_reporting", sales_request(own_day()))
+    wait_until(lambda: cloud.sandbox.requests.where(api="sp", operation="getReport"), 30)
+    faults.outage("sp", seconds=3)
+    note = answer(inbox, request_id, timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+
+
+def test_a_retried_create_finds_the_report_its_crashed_attempt_made(cloud: LocalCloud) -> None:
+    # The first attempt asked Amazon, then its Lambda died before the report's id was recorded.
+    days_ago, key = own_day(), f"crash-{uuid.uuid4().hex[:8]}"
+    request = {"region": "NA", "requestBody": sales_request(days_ago)["requestBody"]}
+    secret = f"amci/test/sp-{uuid.uuid4().hex[:12]}"
+    demo = cloud.sandbox.credentials
+    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
+        {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}))
+    tokens = TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"),
+                           Endpoints.from_env())
+    body = request["requestBody"]
+    made = sp.SpReportsClient(tokens).create_report(
+        body["reportType"], body["marketplaceIds"], data_start_time=datetime.fromisoformat(body["dataStartTime"]),
+        data_end_time=datetime.fromisoformat(body["dataEndTime"]), report_options=body["reportOptions"])
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    aws.table(cloud.outputs["ReportRecordsTable"]).put_item(Item={
+        "service": "sp_reporting", "recordId": f"report#{key}", "requestId": key, "reportStatus": "QUEUED",
+        "request": json.dumps(request), "createdAt": now, "updatedAt": now, "createAttemptAt": int(time.time()) - 5})
+
+    state = cloud.lambdas.invoke("amci-sp-reporting-local-report_create", {"service": "sp_reporting",
+                                                                            "requestId": key})
+
+    assert state["reportId"] == made and state["terminal"] is False
+    assert len(creates(cloud, day(days_ago))) == 1  # the one the crashed attempt made; none since
