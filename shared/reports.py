@@ -27,9 +27,9 @@ from functools import cached_property
 from itertools import islice
 from typing import Any, Literal, Protocol
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from shared import aws, dates, scheduler, schedules
+from shared import aws, dates, scheduler
 from shared.amazon import accounts
 from shared.amazon.errors import InvalidRequest, NotFound, ServerError, Throttled
 from shared.amazon.http import AmbiguousFailure, Deadline
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 REPORT = "report"  # the records' job kind
 ERROR = str(Status.ERROR)
 FINISHED = frozenset(str(s) for s in Status)
-SCHEDULE_NAME = r"^[A-Za-z0-9_.-]{1,40}$"
 _REFUSED = (InvalidRequest, NotFound)  # the API will not make this report: asking again would not change that
 _PASSING = (Throttled, ServerError, AmbiguousFailure)  # worth another look at the next poll
 _CREATE_SKEW_S = 120  # how far before a crashed attempt to look for the report it may have created
@@ -121,7 +120,7 @@ class ReportRequest(Request):
     requestType: Literal["createReport"] = "createReport"
     customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)
     authId: str | None = Field(None, pattern=AUTH_ID_PATTERN)
-    scheduleName: str | None = Field(None, pattern=SCHEDULE_NAME)
+    scheduleName: str | None = Field(None, pattern=scheduler.SCHEDULE_NAME)
     scheduledTime: str | None = Field(None, pattern=scheduler.FIRE_TIME_PATTERN)
     requestBody: dict[str, Any]
 
@@ -131,62 +130,12 @@ class ReportRequest(Request):
         return {**kept, "requestBody": dates.resolve(self.requestBody, now, dates.REPORT_FORMAT)}
 
 
-class ReportSchedule(Request):
-    """Create or update a schedule that sends ``reportRequest`` (a subclass names its type) to the service. The
-    AWS Solution's ``{"report_request", "schedule_expression", "rule_name", "rule_description", "state"}`` is
-    accepted too."""
+class ReportSchedule(scheduler.PutSchedule):
+    """A schedule that sends ``reportRequest`` (a subclass names its type) to the service; the AWS Solution's
+    ``{"report_request", "schedule_expression", "rule_name", ...}`` is accepted too."""
 
-    request_type = "createSchedule"
-    requestType: Literal["createSchedule", "updateSchedule"]
-    scheduleName: str = Field(pattern=SCHEDULE_NAME)
-    scheduleExpression: str = Field(min_length=1, max_length=256)
-    timezone: str = "UTC"
-    description: str = Field("", max_length=512)
-    enabled: bool = True
+    legacy_fields = ("reportRequest", "report_request")
     reportRequest: ReportRequest
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, raw: Any) -> Any:
-        if not isinstance(raw, Mapping) or "rule_name" not in raw or "requestType" in raw:
-            return raw
-        return {"requestType": "createSchedule", "scheduleName": raw.get("rule_name"),
-                "scheduleExpression": raw.get("schedule_expression"), "reportRequest": raw.get("report_request"),
-                "description": raw.get("rule_description") or "", "enabled": raw.get("state", "ENABLED") != "DISABLED",
-                **{k: raw[k] for k in ("requestId",) if k in raw}}
-
-    @model_validator(mode="after")
-    def _valid(self) -> ReportSchedule:
-        try:
-            schedules.parse(self.scheduleExpression, self.timezone)
-        except schedules.ScheduleError as exc:
-            raise ValueError(f"scheduleExpression: {exc}") from None
-        return self
-
-
-class NamedSchedule(Request):
-    """Delete, enable or disable a schedule (the AWS Solution had none of these for reports; a delete in its
-    workflow manager's shape, ``{"rule_name"}``, is accepted)."""
-
-    request_type = "deleteSchedule"
-    requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
-    scheduleName: str = Field(pattern=SCHEDULE_NAME)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, raw: Any) -> Any:
-        if not isinstance(raw, Mapping) or "rule_name" not in raw or "requestType" in raw:
-            return raw
-        return {"requestType": "deleteSchedule", "scheduleName": raw.get("rule_name"),
-                **{k: raw[k] for k in ("requestId",) if k in raw}}
-
-
-class EnableSchedule(NamedSchedule):
-    request_type = "enableSchedule"
-
-
-class DisableSchedule(NamedSchedule):
-    request_type = "disableSchedule"
 
 
 class ListSchedules(Request):
@@ -210,9 +159,7 @@ def classify(raw: Mapping[str, Any]) -> str | None:
     request_type = raw.get("requestType")
     if isinstance(request_type, str):
         return ReportSchedule.request_type if request_type == "updateSchedule" else request_type
-    if "rule_name" in raw:
-        return ReportSchedule.request_type if "schedule_expression" in raw else NamedSchedule.request_type
-    return ReportRequest.request_type if "requestBody" in raw else None
+    return scheduler.classify_rule_name(raw) or (ReportRequest.request_type if "requestBody" in raw else None)
 
 
 def report_key(dataset: str, table: str, report_date: date, report_id: str, file_format: str,
@@ -234,8 +181,9 @@ class Reports:
     def routes(self, request_type: type[ReportRequest],
                schedule_type: type[ReportSchedule]) -> list[tuple[type[Request], ServiceHandler]]:
         """The requests every reporting service answers, given its report and schedule contracts."""
-        return [(request_type, self.request), (schedule_type, self.put_schedule), (NamedSchedule, self.delete_schedule),
-                (EnableSchedule, self.set_schedule_state), (DisableSchedule, self.set_schedule_state),
+        return [(request_type, self.request), (schedule_type, self.put_schedule),
+                (scheduler.NamedSchedule, self.delete_schedule), (scheduler.EnableSchedule, self.set_schedule_state),
+                (scheduler.DisableSchedule, self.set_schedule_state),
                 (ListSchedules, self.list_schedules), (ListReports, self.list_reports)]
 
     @cached_property
@@ -303,14 +251,14 @@ class Reports:
                        f" next run {next_run}", {"scheduleName": request.scheduleName, "written": written,
                                                  "tableName": described.table, "nextRun": next_run})
 
-    def delete_schedule(self, request: NamedSchedule, ctx: RequestContext, service: Service) -> None:
+    def delete_schedule(self, request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
         scheduler.delete_schedule(aws.client("scheduler"), require("PLATFORM_SCHEDULE_GROUP"),
                                   self._schedule_name(request.scheduleName))
         self.records.delete(self.service, "schedule", request.scheduleName)
         service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"schedule {request.scheduleName} deleted",
                        {"scheduleName": request.scheduleName})
 
-    def set_schedule_state(self, request: NamedSchedule, ctx: RequestContext, service: Service) -> None:
+    def set_schedule_state(self, request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
         enabled = request.requestType == "enableSchedule"
         record = self.records.get(self.service, "schedule", request.scheduleName)
         if record is None:

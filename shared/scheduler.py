@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from shared import schedules
 from shared.aws import error_code
+from shared.contracts import Request
 
 FIRE_TIME = "<aws.scheduler.scheduled-time>"  # Scheduler fills it in when it fires
 FIRE_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"  # how it fills it in
+SCHEDULE_NAME = r"^[A-Za-z0-9_.-]{1,40}$"
 
 # What update_schedule would otherwise reset: it replaces the whole schedule, not the fields it is given.
 _KEEP = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "Description",
@@ -104,3 +108,78 @@ def find_group(scheduler: Any, name: str, group_prefix: str) -> list[str]:
     pages = scheduler.get_paginator("list_schedules").paginate(NamePrefix=name)
     return sorted({s["GroupName"] for page in pages for s in page["Schedules"]
                    if s["Name"] == name and s["GroupName"].startswith(group_prefix)})
+
+
+# -- the schedule requests every scheduling service answers ----------------------------------------------------
+
+
+def from_rule_name(raw: Any, request_field: str, legacy_field: str, with_tenant: bool) -> Any:
+    """The AWS Solution's schedule payloads in this shape: ``{legacy_field, "schedule_expression", "rule_name",
+    "rule_description", "state"}`` creates, ``{"rule_name"}`` deletes; the request's ``customerId`` becomes the
+    schedule's when ``with_tenant``. Anything else is returned as it is."""
+    if not isinstance(raw, Mapping) or "rule_name" not in raw or "requestType" in raw:
+        return raw
+    kept = {k: raw[k] for k in ("requestId",) if k in raw}
+    if "schedule_expression" not in raw:
+        return {"requestType": "deleteSchedule", "scheduleName": raw.get("rule_name"), **kept}
+    request = raw.get(legacy_field)
+    tenant = request.get("customerId") if with_tenant and isinstance(request, Mapping) else None
+    return {"requestType": "createSchedule", "scheduleName": raw.get("rule_name"),
+            "scheduleExpression": raw.get("schedule_expression"), request_field: request,
+            "description": raw.get("rule_description") or "", "enabled": raw.get("state", "ENABLED") != "DISABLED",
+            **({"customerId": tenant} if tenant else {}), **kept}
+
+
+class PutSchedule(Request):
+    """Create or update a schedule. A subclass adds the request it sends, ``legacy_fields`` naming that field and
+    the AWS Solution's name for it (e.g. ``("reportRequest", "report_request")``)."""
+
+    request_type = "createSchedule"
+    legacy_fields: ClassVar[tuple[str, str]]
+    requestType: Literal["createSchedule", "updateSchedule"]
+    scheduleName: str = Field(pattern=SCHEDULE_NAME)
+    scheduleExpression: str = Field(min_length=1, max_length=256)
+    timezone: str = "UTC"
+    description: str = Field("", max_length=512)
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, raw: Any) -> Any:
+        return from_rule_name(raw, *cls.legacy_fields, with_tenant="customerId" in cls.model_fields)
+
+    @model_validator(mode="after")
+    def _expression(self) -> PutSchedule:
+        try:
+            schedules.parse(self.scheduleExpression, self.timezone)
+        except schedules.ScheduleError as exc:
+            raise ValueError(f"scheduleExpression: {exc}") from None
+        return self
+
+
+class NamedSchedule(Request):
+    """Delete, enable or disable a schedule (``{"rule_name"}``, the AWS Solution's delete, is accepted)."""
+
+    request_type = "deleteSchedule"
+    requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
+    scheduleName: str = Field(pattern=SCHEDULE_NAME)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, raw: Any) -> Any:
+        return from_rule_name(raw, "", "", with_tenant=False)
+
+
+class EnableSchedule(NamedSchedule):
+    request_type = "enableSchedule"
+
+
+class DisableSchedule(NamedSchedule):
+    request_type = "disableSchedule"
+
+
+def classify_rule_name(raw: Mapping[str, Any]) -> str | None:
+    """The request type of the AWS Solution's schedule payloads, which have none; None for other requests."""
+    if "rule_name" not in raw or "requestType" in raw:
+        return None
+    return PutSchedule.request_type if "schedule_expression" in raw else NamedSchedule.request_type

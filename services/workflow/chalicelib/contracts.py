@@ -15,7 +15,6 @@ from shared import scheduler, schedules
 from shared.contracts import CUSTOMER_ID_PATTERN, Request
 
 WORKFLOW_ID = r"^[A-Za-z0-9._-]{1,128}$"  # AMC: alphanumerics, '.', '-', '_'; no spaces
-SCHEDULE_NAME = r"^[A-Za-z0-9_.-]{1,40}$"
 EXECUTION_ID = r"^[A-Za-z0-9-]{1,64}$"
 TIME_WINDOW_TYPES = ("EXPLICIT", "MOST_RECENT_DAY", "MOST_RECENT_WEEK", "CURRENT_MONTH", "PREVIOUS_MONTH")
 
@@ -104,7 +103,7 @@ class CreateExecution(Request):
     requestType: Literal["createExecution"]
     customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
     createExecutionRequest: ExecutionBody
-    scheduleName: str | None = Field(None, pattern=SCHEDULE_NAME)
+    scheduleName: str | None = Field(None, pattern=scheduler.SCHEDULE_NAME)
     scheduledTime: str | None = Field(None, pattern=scheduler.FIRE_TIME_PATTERN)
 
 
@@ -147,34 +146,15 @@ class SyncExecutions(Request):
     days: int = Field(1, ge=1, le=90)
 
 
-class _AcceptsRuleName(Request):
-    """A schedule request that may also come in the AWS Solution's ``rule_name`` shape."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, raw: Any) -> Any:
-        return _from_legacy(raw)
-
-
-class ScheduleRequest(_AcceptsRuleName):
+class ScheduleRequest(scheduler.PutSchedule):
     """Create or update a schedule that sends ``executionRequest`` to the workflow manager."""
 
-    request_type = "createSchedule"
-    requestType: Literal["createSchedule", "updateSchedule"]
+    legacy_fields = ("executionRequest", "execution_request")
     customerId: str = Field(pattern=CUSTOMER_ID_PATTERN)
-    scheduleName: str = Field(pattern=SCHEDULE_NAME)
-    scheduleExpression: str = Field(min_length=1, max_length=256)
-    timezone: str = "UTC"
-    description: str = Field("", max_length=512)
-    enabled: bool = True
     executionRequest: CreateExecution
 
     @model_validator(mode="after")
-    def _valid(self) -> ScheduleRequest:
-        try:
-            schedules.parse(self.scheduleExpression, self.timezone)
-        except schedules.ScheduleError as exc:
-            raise ValueError(f"scheduleExpression: {exc}") from None
+    def _same_tenant(self) -> ScheduleRequest:
         if self.executionRequest.customerId != self.customerId:
             raise ValueError("executionRequest: its customerId must be the schedule's customerId")
         return self
@@ -184,11 +164,8 @@ class UpdateSchedule(ScheduleRequest):
     request_type = "updateSchedule"
 
 
-class NamedSchedule(_AcceptsRuleName):
-    request_type = "deleteSchedule"
-    requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
+class NamedSchedule(scheduler.NamedSchedule):
     customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)  # the AWS Solution's delete names the rule only
-    scheduleName: str = Field(pattern=SCHEDULE_NAME)
 
 
 class EnableSchedule(NamedSchedule):
@@ -227,26 +204,12 @@ class ResubmitBackfill(Request):
     backfillId: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _from_legacy(raw: Any) -> Any:
-    """The AWS Solution's schedule payloads in this service's shape (``rule_name`` becomes ``scheduleName``)."""
-    if not isinstance(raw, Mapping) or "rule_name" not in raw or "requestType" in raw:
-        return raw
-    if "schedule_expression" not in raw:
-        return {"requestType": "deleteSchedule", "scheduleName": raw.get("rule_name"),
-                **({"requestId": raw["requestId"]} if "requestId" in raw else {})}
-    execution = raw.get("execution_request")
-    return {"requestType": "createSchedule", "scheduleName": raw.get("rule_name"),
-            "customerId": execution.get("customerId") if isinstance(execution, Mapping) else None,
-            "scheduleExpression": raw.get("schedule_expression"), "description": raw.get("rule_description") or "",
-            "executionRequest": execution, **({"requestId": raw["requestId"]} if "requestId" in raw else {})}
-
-
 def classify(raw: Mapping[str, Any]) -> str | None:
     """``requestType``; the AWS Solution's workflow requests carry theirs inside ``workflowRequest``, and its
     schedule requests have none (``rule_name``)."""
     if isinstance(raw.get("workflowRequest"), Mapping):
         return WorkflowRequest.request_type
-    if "rule_name" in raw and "requestType" not in raw:
-        return ScheduleRequest.request_type if "schedule_expression" in raw else NamedSchedule.request_type
+    if legacy := scheduler.classify_rule_name(raw):
+        return legacy
     request_type = raw.get("requestType")
     return request_type if isinstance(request_type, str) else None
