@@ -56,7 +56,8 @@ DEFAULT_PORT = int(os.environ.get("AMCI_LOCAL_PORT", "4747"))
 STAGE = "local"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
-LOCAL_PARAMETERS = {"ExecutionPollSeconds": 5, "ReportPollSeconds": 5}  # the sandbox finishes in seconds
+# The sandbox finishes in seconds, not minutes; three hours of polling every 5 s stays within an execution's history.
+LOCAL_PARAMETERS = {"ExecutionPollSeconds": 5, "ReportPollSeconds": 5, "ReportMaxHours": 3}
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "core": {"passthrough": {"services": ["lambda"]}}}
 _AMAZON_APIS = ("lwa", "ads", "amc", "sp")
 _NOISY_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3", "moto.stepfunctions.parser")

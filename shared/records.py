@@ -2,7 +2,7 @@
 schedules, backfills), per owner (a tenant, or the service itself), keyed ``<kind>#<name>``.
 
 Jobs are written for at-least-once delivery: :meth:`Records.add_job` creates a job once and returns the first
-one on a redelivery; :meth:`Records.claim_notification` says yes exactly once, so one outcome is notified once.
+one on a redelivery; :meth:`Records.notify_once` sends a job's outcome once, and again only if sending failed.
 Finished jobs expire after ``history_days`` (DynamoDB TTL on ``expiresAt``); the table's ``byCreation`` index
 (owner, ``createdAt``) lists them newest first. Items stay small: no state machine state is stored.
 """
@@ -10,7 +10,7 @@ Finished jobs expire after ``history_days`` (DynamoDB TTL on ``expiresAt``); the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,15 @@ class Records:
     def put(self, owner: str, kind: str, name: str, **fields: Any) -> None:
         self._table.put_item(Item={**self._key(owner, kind, name), "updatedAt": now_iso(), **fields})
 
+    def put_new(self, owner: str, kind: str, name: str, **fields: Any) -> dict[str, Any]:
+        """Write the record unless it exists: returns the record as it is (the first one on a redelivery)."""
+        item = {**self._key(owner, kind, name), "updatedAt": now_iso(), **fields}
+        try:
+            self._table.put_item(Item=item, ConditionExpression=Attr("recordId").not_exists())
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return self.get(owner, kind, name) or item
+        return item
+
     def get(self, owner: str, kind: str, name: str) -> dict[str, Any] | None:
         return self._table.get_item(Key=self._key(owner, kind, name), ConsistentRead=True).get("Item")
 
@@ -53,14 +62,8 @@ class Records:
 
     def add_job(self, owner: str, job_id: str, **fields: Any) -> dict[str, Any]:
         """Record a new job as QUEUED, once: returns the record as it is (the first one on a redelivery)."""
-        created = now_iso()
-        item = {**self._key(owner, self.job_kind, job_id), "requestId": job_id, self.status_key: QUEUED,
-                "createdAt": created, "updatedAt": created, **fields}
-        try:
-            self._table.put_item(Item=item, ConditionExpression=Attr("recordId").not_exists())
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            return self.job(owner, job_id) or item
-        return item
+        return self.put_new(owner, self.job_kind, job_id, requestId=job_id, createdAt=now_iso(),
+                            **{self.status_key: QUEUED}, **fields)
 
     def job(self, owner: str, job_id: str) -> dict[str, Any] | None:
         return self.get(owner, self.job_kind, job_id)
@@ -80,15 +83,21 @@ class Records:
             ExpressionAttributeValues={f":{i}": v for i, v in enumerate(fields.values()) if v is not None},
         )["Attributes"]
 
-    def claim_notification(self, owner: str, job_id: str) -> bool:
-        """True once per job: whoever gets True sends its final notification."""
+    def notify_once(self, owner: str, job_id: str, send: Callable[[], object]) -> bool:
+        """Call ``send`` (the job's final notification) once per job, whoever asks and however often; False when it
+        was sent before. The claim is given back if ``send`` fails, so a retry sends it: never lost, never twice."""
+        key = self._key(owner, self.job_kind, job_id)
         try:
-            self._table.update_item(Key=self._key(owner, self.job_kind, job_id),
-                                    UpdateExpression="SET notifiedAt = :now",
+            self._table.update_item(Key=key, UpdateExpression="SET notifiedAt = :now",
                                     ExpressionAttributeValues={":now": now_iso()},
                                     ConditionExpression=Attr("notifiedAt").not_exists())
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
+        try:
+            send()
+        except BaseException:
+            self._table.update_item(Key=key, UpdateExpression="REMOVE notifiedAt")
+            raise
         return True
 
     def recent_jobs(self, owner: str, since: datetime | None = None) -> Iterator[dict[str, Any]]:

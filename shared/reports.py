@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,10 @@ FINISHED = frozenset(str(s) for s in Status)
 _REFUSED = (InvalidRequest, NotFound)  # the API will not make this report: asking again would not change that
 _PASSING = (Throttled, ServerError, AmbiguousFailure)  # worth another look at the next poll
 _CREATE_SKEW_S = 120  # how far before a crashed attempt to look for the report it may have created
-_DEADLINE_MARGIN_S = 5.0  # a task stops calling the API this long before its Lambda would be cut off
+_DEADLINE_MARGIN_S = 5.0
+# Step Functions keeps at most 25,000 events of an execution's history and a poll round writes about nine: the
+# polling interval is stretched so that REPORT_MAX_HOURS of polling stays within it.
+MAX_POLLS = 2500  # a task stops calling the API this long before its Lambda would be cut off
 
 
 # -- what a service supplies ------------------------------------------------------------------------------------
@@ -77,14 +81,14 @@ class ReportFile:
 
 @dataclass(frozen=True)
 class Described:
-    """A report request as the pipeline names it: its table, type and date range, and the S3 metadata the data
-    lake reads (``metadata`` keys in lower-case-with-hyphens)."""
+    """A report request as the pipeline names it: its table, type and date range, and the API's own S3 metadata
+    for the data lake (keys in lower-case-with-hyphens). Worked out once, when the request is recorded: later steps
+    read the record, so a retry after midnight still names the file as the first attempt did."""
 
     table: str
     report_type: str
     start: date
     end: date
-    summary: str  # e.g. "campaigns (spCampaigns, profile 123, 2026-11-01..2026-11-01)"
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -209,6 +213,7 @@ class Reports:
         record = self.records.add_job(self.service, key, request=json.dumps(request), fingerprint=fingerprint,
                                       tableName=described.table, reportType=described.report_type,
                                       startDate=described.start.isoformat(), endDate=described.end.isoformat(),
+                                      metadata=dict(described.metadata),
                                       **{k: v for k, v in (("customerId", request.get("customerId")),) if v},
                                       **fields)
         if record.get("fingerprint") != fingerprint:
@@ -231,6 +236,7 @@ class Reports:
 
     def put_schedule(self, request: ReportSchedule, ctx: RequestContext, service: Service) -> None:
         """Create or update (a create of an existing name updates it, as the AWS Solution's ``put_rule`` did)."""
+        described = self.source.describe(request.reportRequest.resolved(datetime.now(UTC)))  # refuses bad input
         report = request.reportRequest.model_dump(exclude_none=True, exclude={"requestId"})
         written = scheduler.put_schedule(  # in the platform's group, which the platform stack creates
             aws.client("scheduler"), group=require("PLATFORM_SCHEDULE_GROUP"),
@@ -239,7 +245,6 @@ class Reports:
             enabled=request.enabled, target_arn=require(f"{env_prefix(self.service)}_REQUEST_QUEUE_ARN"),
             role_arn=require("SCHEDULER_ROLE_ARN"), kms_key_arn=require("PLATFORM_KEY_ALIAS_ARN"),
             payload={**report, "scheduleName": request.scheduleName, "scheduledTime": scheduler.FIRE_TIME})
-        described = self.source.describe(request.reportRequest.resolved(datetime.now(UTC)))
         tenant = request.reportRequest.customerId
         self.records.put(self.service, "schedule", request.scheduleName, scheduleName=request.scheduleName,
                          scheduleExpression=request.scheduleExpression, timezone=request.timezone,
@@ -252,11 +257,12 @@ class Reports:
                                                  "tableName": described.table, "nextRun": next_run})
 
     def delete_schedule(self, request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
+        record = self.records.get(self.service, "schedule", request.scheduleName) or {}
         scheduler.delete_schedule(aws.client("scheduler"), require("PLATFORM_SCHEDULE_GROUP"),
                                   self._schedule_name(request.scheduleName))
         self.records.delete(self.service, "schedule", request.scheduleName)
-        service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"schedule {request.scheduleName} deleted",
-                       {"scheduleName": request.scheduleName})
+        service.answer(ctx, record.get("customerId") or PLATFORM_TENANT, Status.SUCCEEDED,
+                       f"schedule {request.scheduleName} deleted", {"scheduleName": request.scheduleName})
 
     def set_schedule_state(self, request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
         enabled = request.requestType == "enableSchedule"
@@ -268,7 +274,7 @@ class Reports:
                             self._schedule_name(request.scheduleName), enabled)
         kept = {k: v for k, v in record.items() if k not in ("service", "recordId", "updatedAt")}
         self.records.put(self.service, "schedule", request.scheduleName, **{**kept, "enabled": enabled})
-        service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED,
+        service.answer(ctx, record.get("customerId") or PLATFORM_TENANT, Status.SUCCEEDED,
                        f"schedule {request.scheduleName} {'enabled' if enabled else 'disabled'}",
                        {"scheduleName": request.scheduleName, "enabled": enabled})
 
@@ -286,8 +292,9 @@ class Reports:
         """Ask for the report once: a retried task uses the report it recorded, or finds the one it asked for."""
         key, deadline = state["requestId"], _deadline(context)
         record = self._record(key)
-        state = {**state, "pollSeconds": int(require("REPORT_POLL_SECONDS")),
-                 "deadline": state.get("deadline") or int(time.time()) + int(require("REPORT_MAX_HOURS")) * 3600}
+        max_s = int(require("REPORT_MAX_HOURS")) * 3600
+        state = {**state, "pollSeconds": max(int(require("REPORT_POLL_SECONDS")), math.ceil(max_s / MAX_POLLS)),
+                 "deadline": state.get("deadline") or int(time.time()) + max_s}
         if record.get("reportId"):
             return {**state, "reportId": record["reportId"], "terminal": False}
         request = json.loads(record["request"])
@@ -295,7 +302,8 @@ class Reports:
         report_id = self.source.find(request, datetime.fromtimestamp(int(attempted) - _CREATE_SKEW_S, UTC),
                                      deadline) if attempted else None
         if report_id is None:
-            self.records.update_job(self.service, key, createAttemptAt=int(time.time()))
+            if not attempted:  # the first attempt is the one to look back to
+                self.records.update_job(self.service, key, createAttemptAt=int(time.time()))
             try:
                 report_id = self.source.create(request, deadline)
             except _REFUSED as refusal:
@@ -311,11 +319,13 @@ class Reports:
         try:
             progress = self.source.check(request, state["reportId"], _deadline(context))
         except _PASSING as passing:
-            return {**state, "terminal": False, "ready": False,
-                    "lastError": f"{type(passing).__name__}: {passing.detail}"}
+            progress = Progress(state.get("status") or "UNKNOWN", message=f"{type(passing).__name__}: {passing.detail}")
+            if time.time() <= state["deadline"]:
+                return {**state, "terminal": False, "ready": False, "lastError": progress.message}
         if progress.outcome is None and time.time() > state["deadline"]:
             return {**state, "terminal": True, "ready": False, "outcome": str(Status.FAILED), "status": progress.status,
-                    "message": "the report was not ready within REPORT_MAX_HOURS"}
+                    "message": "the report was not ready within REPORT_MAX_HOURS" + (
+                        f" (last error: {progress.message})" if progress.message else "")}
         if progress.status != state.get("status"):  # the record changes when the status does, not at every look
             self.records.update_job(self.service, key, reportStatus=progress.status)
         ready = progress.outcome == Status.SUCCEEDED
@@ -324,25 +334,14 @@ class Reports:
                 "outcome": str(progress.outcome) if progress.outcome else None, "details": dict(progress.details)}
 
     def download(self, state: dict[str, Any], context: Any) -> dict[str, Any]:
-        """Stream the file into the reports bucket; a retry asks for a fresh URL and overwrites the same object."""
+        """Stream the file into the reports bucket; a retry asks for a fresh URL and overwrites the same object,
+        unless the file was stored already (a retry after the record was written)."""
         key, deadline = state["requestId"], _deadline(context)
         record = self._record(key)
-        request = json.loads(record["request"])
-        described = self.source.describe(request)
-        report_id = state["reportId"]
-        found = self.source.file(request, report_id, state.get("details") or {}, deadline)
-        metadata = {**described.metadata, "request-id": key, "requested-at": record["createdAt"],
-                    "report-id": report_id, "report-type": described.report_type, "table-name": described.table,
-                    "start-date": described.start.isoformat(), "end-date": described.end.isoformat(),
-                    **({"customer-id": record["customerId"]} if record.get("customerId") else {})}
-        copied = copy_to_s3(found.url, aws.client("s3"), require("REPORTS_BUCKET"), lambda head: report_key(
-            self.source.dataset, described.table, described.start, report_id, document_format(head),
-            found.compressed), session=accounts.http(self.source.api).session, metadata=metadata,
-            api=self.source.api)
-        uri = f"s3://{copied.bucket}/{copied.key}"
-        self.records.update_job(self.service, key, s3Uri=uri, size=copied.size)
-        return {**state, "terminal": True, "outcome": str(Status.SUCCEEDED), "s3Uri": uri, "size": copied.size,
-                "message": None}
+        if not record.get("s3Uri"):
+            record = self._copy(record, state["reportId"], state.get("details") or {}, deadline)
+        return {**state, "terminal": True, "outcome": str(Status.SUCCEEDED), "s3Uri": record["s3Uri"],
+                "size": int(record["size"]), "message": None}
 
     def finish(self, state: dict[str, Any], service: Service) -> dict[str, Any]:
         """Record the outcome and notify once; safe to retry."""
@@ -351,8 +350,8 @@ class Reports:
         message = error_summary(error) if error else state.get("message")
         record = self.records.update_job(self.service, key, reportStatus=outcome, message=message,
                                          apiStatus=state.get("status"))
-        if self.records.claim_notification(self.service, key):
-            service.publisher.publish(self._outcome_message(record, state, Status(outcome), message))
+        self.records.notify_once(self.service, key, lambda: service.publisher.publish(
+            self._outcome_message(record, state, Status(outcome), message)))
         return {"service": self.service, "requestId": key, "outcome": outcome}
 
     # -- helpers --------------------------------------------------------------------------------------------------
@@ -363,24 +362,38 @@ class Reports:
             raise LookupError(f"no record of report request {key}")
         return record
 
+    def _copy(self, record: Mapping[str, Any], report_id: str, details: Mapping[str, Any],
+              deadline: Deadline) -> dict[str, Any]:
+        """Copy the report's file under its key, with the request as metadata; the record, with the file."""
+        found = self.source.file(json.loads(record["request"]), report_id, details, deadline)
+        metadata = {**record.get("metadata", {}), "request-id": record["requestId"],
+                    "requested-at": record["createdAt"], "report-id": report_id, "report-type": record["reportType"],
+                    "table-name": record["tableName"], "start-date": record["startDate"],
+                    "end-date": record["endDate"],
+                    **({"customer-id": record["customerId"]} if record.get("customerId") else {})}
+        copied = copy_to_s3(found.url, aws.client("s3"), require("REPORTS_BUCKET"), lambda head: report_key(
+            self.source.dataset, record["tableName"], date.fromisoformat(record["startDate"]), report_id,
+            document_format(head), found.compressed), session=accounts.http(self.source.api).session,
+            metadata=metadata, api=self.source.api)
+        return self.records.update_job(self.service, record["requestId"], s3Uri=f"s3://{copied.bucket}/{copied.key}",
+                                       size=copied.size)
+
     def _schedule_name(self, name: str) -> str:
         return f"{self.source.schedule_prefix}-{name}"
 
     def _outcome_message(self, record: Mapping[str, Any], state: Mapping[str, Any], outcome: Status,
                          message: str | None) -> StatusMessage:
-        described = self.source.describe(json.loads(record["request"]))
-        report_id = state.get("reportId")
+        report_id, table = state.get("reportId"), record["tableName"]
         where = f" -> {record['s3Uri']}" if outcome == Status.SUCCEEDED and record.get("s3Uri") else ""
-        summary = f"report {described.summary} {outcome}{where}" + (f": {message}" if message else "")
+        summary = (f"report {table} ({record['reportType']}, {record['startDate']}..{record['endDate']}) "
+                   f"{outcome}{where}" + (f": {message}" if message else ""))
         return StatusMessage(
             service=self.service, request_type="createReport", status=outcome, summary=summary,
             tenant_id=record.get("customerId") or PLATFORM_TENANT, request_id=record["requestId"],
-            about=f"{described.table} {report_id or ''}".strip(),
-            details={"reportId": report_id, "reportType": described.report_type, "tableName": described.table,
-                     "startDate": described.start.isoformat(), "endDate": described.end.isoformat(),
-                     "apiStatus": state.get("status"), "message": message, "s3Uri": record.get("s3Uri"),
-                     "size": int(record["size"]) if record.get("size") is not None else None,
-                     **{k: record[k] for k in ("scheduleName", "backfillId", "window") if k in record}})
+            about=f"{table} {report_id or ''}".strip(),
+            details={**_summary(record), "reportId": report_id, "apiStatus": state.get("status"), "message": message,
+                     "s3Uri": record.get("s3Uri"), "metadata": record.get("metadata", {}),
+                     **{k: int(record[k]) for k in ("window",) if k in record}})
 
 
 def _deadline(context: Any) -> Deadline:

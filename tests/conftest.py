@@ -20,8 +20,9 @@ from shared import aws
 from tests.support import FAST
 
 TESTS = Path(__file__).resolve().parent
+# Reports: an hour of polling every 2 s is as often as an execution's history allows (shared/reports.py MAX_POLLS).
 TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2, "ExecutionPollSeconds": 1,
-                   "ReportPollSeconds": 1}
+                   "ReportPollSeconds": 2, "ReportMaxHours": 1}
 
 
 @pytest.fixture(scope="session")

@@ -205,13 +205,20 @@ def test_a_scheduled_report_fires_by_itself_and_schedules_are_managed(cloud: Loc
     assert fired.attributes["status"] == "SUCCEEDED", fired.body["summary"]
     assert "/adtech/ads_report/scheduled/" in fired.body["details"]["s3Uri"]
 
+    updated = ask(cloud, inbox, "ads_reporting", {
+        "requestType": "updateSchedule", "scheduleName": name, "scheduleExpression": "cron(0 6 * * ? *)",
+        "timezone": "Europe/Paris", "reportRequest": report_request(profile_id, tableName="scheduled")})
+    assert updated.attributes["status"] == "SUCCEEDED" and updated.body["details"]["written"] == "updated"
     listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listSchedules"})
-    assert name in {s["scheduleName"] for s in listed.body["details"]["schedules"]}
-    assert ask(cloud, inbox, "ads_reporting", {"requestType": "disableSchedule", "scheduleName": name}
-               ).attributes["status"] == "SUCCEEDED"
-    group = cloud.outputs["PlatformScheduleGroup"]
-    schedule = aws.client("scheduler").get_schedule(Name=f"ads-{name}", GroupName=group)
-    assert schedule["State"] == "DISABLED"
+    mine = [s for s in listed.body["details"]["schedules"] if s["scheduleName"] == name]
+    assert [(s["scheduleExpression"], s["timezone"], s["tableName"]) for s in mine] == [
+        ("cron(0 6 * * ? *)", "Europe/Paris", "scheduled")]
+    group, scheduler = cloud.outputs["PlatformScheduleGroup"], aws.client("scheduler")
+    for state in ("disable", "enable"):
+        assert ask(cloud, inbox, "ads_reporting", {"requestType": f"{state}Schedule", "scheduleName": name}
+                   ).attributes["status"] == "SUCCEEDED"
+        schedule = scheduler.get_schedule(Name=f"ads-{name}", GroupName=group)
+        assert schedule["State"] == f"{state.upper()}D" and schedule["ScheduleExpressionTimezone"] == "Europe/Paris"
     assert ask(cloud, inbox, "ads_reporting", {"requestType": "deleteSchedule", "scheduleName": name}
                ).attributes["status"] == "SUCCEEDED"
     listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listSchedules"})

@@ -30,15 +30,18 @@ from shared.amazon.regions import Endpoints
 from tests.support import answer, ask, queue_idle, send, wait_until
 
 US = "ATVPDKIKX0DER"
+GENEROUS = (1000.0, 1000.0)  # calls per second, burst
 
 
 @pytest.fixture(autouse=True)
 def fast_sp(cloud: LocalCloud) -> Iterator[Sandbox]:
-    """Reports are ready in a fraction of a second; rate limits as documented unless a test changes them (on both
-    sides), restored afterwards."""
+    """Reports are ready in a fraction of a second, and the rate limits are generous (on both sides: the service's
+    limiter reads the process's limits) unless a test sets its own; all restored afterwards."""
     box = cloud.sandbox
     timings, limits, client_limits = dataclasses.replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
     box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
+    for current in (box.sp.limits, sp.LIMITER.limits):
+        current.update(dict.fromkeys(current, GENEROUS))
     yield box
     box.sp.timings.__dict__.update(dataclasses.asdict(timings))
     for current, saved in ((box.sp.limits, limits), (sp.LIMITER.limits, client_limits)):
@@ -222,24 +225,46 @@ def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbo
 def test_a_retried_create_finds_the_report_its_crashed_attempt_made(cloud: LocalCloud) -> None:
     # The first attempt asked Amazon, then its Lambda died before the report's id was recorded.
     days_ago, key = own_day(), f"crash-{uuid.uuid4().hex[:8]}"
-    request = {"region": "NA", "requestBody": sales_request(days_ago)["requestBody"]}
-    secret = f"amci/test/sp-{uuid.uuid4().hex[:12]}"
-    demo = cloud.sandbox.credentials
-    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
-        {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}))
-    tokens = TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"),
-                           Endpoints.from_env())
-    body = request["requestBody"]
-    made = sp.SpReportsClient(tokens).create_report(
+    body = {"reportType": data.ORDERS[0], "marketplaceIds": [US], "dataStartTime": day(days_ago),
+            "dataEndTime": day(days_ago - 1)}  # no options: a report shows everything it was asked for
+    made = sp.SpReportsClient(demo_tokens(cloud)).create_report(
         body["reportType"], body["marketplaceIds"], data_start_time=datetime.fromisoformat(body["dataStartTime"]),
-        data_end_time=datetime.fromisoformat(body["dataEndTime"]), report_options=body["reportOptions"])
-    now = datetime.now(UTC).isoformat(timespec="milliseconds")
-    aws.table(cloud.outputs["ReportRecordsTable"]).put_item(Item={
-        "service": "sp_reporting", "recordId": f"report#{key}", "requestId": key, "reportStatus": "QUEUED",
-        "request": json.dumps(request), "createdAt": now, "updatedAt": now, "createAttemptAt": int(time.time()) - 5})
+        data_end_time=datetime.fromisoformat(body["dataEndTime"]))
+    record(cloud, key, {"requestBody": body}, createAttemptAt=int(time.time()) - 5)
 
     state = cloud.lambdas.invoke("amci-sp-reporting-local-report_create", {"service": "sp_reporting",
                                                                             "requestId": key})
 
     assert state["reportId"] == made and state["terminal"] is False
     assert len(creates(cloud, day(days_ago))) == 1  # the one the crashed attempt made; none since
+
+
+def test_a_retried_create_with_options_asks_again_rather_than_adopt(cloud: LocalCloud) -> None:
+    # Reports do not show their options: one made with other options (other data) must not be taken for this one.
+    days_ago, key = own_day(), f"crash-{uuid.uuid4().hex[:8]}"
+    body = sales_request(days_ago)["requestBody"]
+    other = sp.SpReportsClient(demo_tokens(cloud)).create_report(
+        body["reportType"], body["marketplaceIds"], data_start_time=datetime.fromisoformat(body["dataStartTime"]),
+        data_end_time=datetime.fromisoformat(body["dataEndTime"]), report_options={"dateGranularity": "WEEK"})
+    record(cloud, key, {"requestBody": body}, createAttemptAt=int(time.time()) - 5)
+
+    state = cloud.lambdas.invoke("amci-sp-reporting-local-report_create", {"service": "sp_reporting",
+                                                                            "requestId": key})
+
+    assert state["reportId"] != other and len(creates(cloud, day(days_ago))) == 2
+
+
+def demo_tokens(cloud: LocalCloud) -> TokenProvider:
+    secret = f"amci/test/sp-{uuid.uuid4().hex[:12]}"
+    demo = cloud.sandbox.credentials
+    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
+        {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}))
+    return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())
+
+
+def record(cloud: LocalCloud, key: str, request: dict[str, Any], **fields: Any) -> None:
+    """A report request's record as the request handler writes it."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    aws.table(cloud.outputs["ReportRecordsTable"]).put_item(Item={
+        "service": "sp_reporting", "recordId": f"report#{key}", "requestId": key, "reportStatus": "QUEUED",
+        "request": json.dumps(request), "createdAt": now, "updatedAt": now, **fields})

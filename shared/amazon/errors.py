@@ -41,6 +41,15 @@ class OutOfTime(AmazonApiError):
     """The time budget (e.g. the Lambda's remaining time) ran out before the call could succeed."""
 
 
+class RateLimited(OutOfTime):
+    """The client's rate limit allows no call within the time budget; ``wait_s``: when it would. Nothing was sent,
+    so the caller may simply try again later (a state machine retries it after a Wait)."""
+
+    def __init__(self, api: str, operation: str, wait_s: float) -> None:
+        super().__init__(api, operation, f"its rate limit allows the next call in {wait_s:.1f} s, past the budget")
+        self.wait_s = wait_s
+
+
 class AuthorizationFailed(AmazonApiError):
     """Login with Amazon refused the credentials (invalid_grant, invalid_client...)."""
 

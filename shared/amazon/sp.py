@@ -6,8 +6,9 @@ Built on Amazon's SDK (``amzn-sp-api``), which sends the requests; this module a
 - retries with backoff and jitter that honour ``Retry-After``, within a :class:`~shared.amazon.http.Deadline`;
   typed errors (``shared.amazon.errors``) instead of the SDK's ``ApiException``;
 - client-side rate limiting: a token bucket per operation, shared by every client in the process
-  (:data:`LIMITER`), at the documented rates unless configured otherwise, so that many concurrent calls queue
-  here instead of drawing a storm of 429s;
+  (:data:`LIMITER`), or by every process through DynamoDB (:class:`TableRateLimiter`, for Lambda's many
+  containers), at the documented rates unless configured otherwise, so that many concurrent calls queue here
+  instead of drawing a storm of 429s; a turn past the deadline is :class:`RateLimited`, to come back later;
 - :meth:`SpReportsClient.create_report` made safe to retry: after an ambiguous failure (a timeout, a 5xx) it looks
   for the report among the recent ones (``getReports`` with ``createdSince``) before creating another;
 - :meth:`SpReportsClient.find_report`: the report an earlier attempt (a run that crashed after creating it) may
@@ -36,12 +37,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from shared import USER_AGENT
-from shared.amazon.errors import AmazonApiError, OutOfTime, ServerError
+from shared.amazon.errors import AmazonApiError, RateLimited, ServerError
 from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy, create_once, error_from
 from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region, marketplace_region
@@ -116,8 +118,9 @@ class ReportSpecification:
     report_options: Mapping[str, str] = field(default_factory=dict)
 
     def matches(self, report: Report) -> bool:
-        """Whether ``report`` is what this specification creates (as far as a Report shows: not the options)."""
-        return (report.report_type == self.report_type
+        """Whether ``report`` is what this specification creates (as far as a Report shows: not the options); never
+        a report of one of Amazon's own schedules."""
+        return (report.report_type == self.report_type and report.report_schedule_id is None
                 and set(report.marketplace_ids) == set(self.marketplace_ids)
                 and _same_time(self.data_start_time, report.data_start_time)
                 and _same_time(self.data_end_time, report.data_end_time))
@@ -145,6 +148,17 @@ class TokenBucket:
         self.tokens -= 1
         return wait
 
+    def wait(self, now: float) -> float:
+        """Seconds until a token would be there, taking nothing."""
+        tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
+        return max(0.0, (1 - tokens) / self.rate) if self.rate > 0 else math.inf
+
+
+class Limiter(Protocol):
+    """Waits for an operation's turn under its rate limit (RateLimited when the turn is past the deadline)."""
+
+    def acquire(self, operation: str, deadline: Deadline | None = None) -> float: ...
+
 
 class RateLimiter:
     """A token bucket per operation, thread-safe. ``limits`` may be changed at any time (``limits["createReport"]
@@ -168,7 +182,7 @@ class RateLimiter:
             max_wait = max(0.0, deadline.remaining() - 1.0) if deadline is not None else math.inf
             wait = bucket.reserve(self._clock(), max_wait)
         if wait is None:
-            raise OutOfTime(API, operation, f"its rate limit ({limit[0]:g}/s) allows no call before the deadline")
+            raise RateLimited(API, operation, bucket.wait(self._clock()))
         if wait > 0:
             self._sleep(wait)
         return wait
@@ -184,6 +198,68 @@ class RateLimiter:
 LIMITER = RateLimiter()  # every client in the process shares it, as they share the selling partner's quota
 
 
+class TableRateLimiter:
+    """The same limits shared by every process (every Lambda container) through one DynamoDB item per operation,
+    by the generic cell rate algorithm: the item holds the theoretical arrival time ``tat`` of the next call, and
+    each call moves it on by one interval with a single conditional update, so concurrent callers never overwrite
+    each other and never loop. Calls within the burst go at once; the others wait their turn, or, when that is
+    past the deadline, get RateLimited (their place given back) to come back later.
+
+    ``table`` gives the DynamoDB Table (per thread); ``key`` is the item key's fixed part (its partition), and
+    ``prefix`` starts the sort key ``recordId`` (``<prefix>#<operation>``). ``limits`` are read at each call (by
+    default the process's: :data:`LIMITER`'s, so configuring one configures both)."""
+
+    def __init__(self, table: Callable[[], Any], key: Mapping[str, str], prefix: str,
+                 limits: Mapping[str, tuple[float, float]] | None = None, headroom: float = HEADROOM,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._table, self._key, self._prefix = table, dict(key), prefix
+        self.limits = LIMITER.limits if limits is None else limits
+        self.headroom, self._clock, self._sleep = headroom, clock, sleep
+
+    def acquire(self, operation: str, deadline: Deadline | None = None) -> float:
+        """Wait for ``operation``'s turn; the seconds waited. RateLimited if the turn comes after the deadline."""
+        limit = self.limits.get(operation)
+        if limit is None:
+            return 0.0
+        interval = 1 / (limit[0] * self.headroom)
+        tolerance = (limit[1] - 1) * interval  # how far ahead of time a call may go: the burst
+        key = {**self._key, "recordId": f"{self._prefix}#{operation}"}
+        wait = max(0.0, self._take_turn(key, interval) - tolerance - self._clock())
+        if deadline is not None and wait > deadline.remaining() - 1.0:
+            self._table().update_item(Key=key, UpdateExpression="ADD tat :back",
+                                      ExpressionAttributeValues={":back": -_decimal(interval)})
+            raise RateLimited(API, operation, wait)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def _take_turn(self, key: dict[str, str], interval: float) -> float:
+        """Move ``tat`` on by one interval; the turn taken (the previous ``tat``, or now when it had passed)."""
+        table = self._table()
+        failed = table.meta.client.exceptions.ConditionalCheckFailedException
+        while True:  # at most twice in a row: each branch's condition is the other's negation at the same now
+            now = self._clock()
+            try:  # idle: the turn is now
+                table.update_item(Key=key, UpdateExpression="SET tat = :next",
+                                  ConditionExpression="attribute_not_exists(tat) OR tat < :now",
+                                  ExpressionAttributeValues={":next": _decimal(now + interval), ":now": _decimal(now)})
+                return now
+            except failed:
+                pass
+            try:  # busy: the turn is the next free one
+                updated = table.update_item(Key=key, UpdateExpression="SET tat = tat + :interval",
+                                            ConditionExpression="tat >= :now", ReturnValues="UPDATED_NEW",
+                                            ExpressionAttributeValues={":interval": _decimal(interval),
+                                                                       ":now": _decimal(now)})
+                return float(updated["Attributes"]["tat"]) - interval
+            except failed:
+                continue
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(round(value, 6)))
+
+
 # -- the client ---------------------------------------------------------------------------------------------------
 
 class SpReportsClient:
@@ -196,7 +272,7 @@ class SpReportsClient:
     """
 
     def __init__(self, tokens: TokenProvider, endpoints: Endpoints | None = None, region: Region | None = None, *,
-                 policy: RetryPolicy | None = None, limiter: RateLimiter | None = None,
+                 policy: RetryPolicy | None = None, limiter: Limiter | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                  settle_s: float = SETTLE_S) -> None:
         self.tokens = tokens

@@ -47,11 +47,9 @@ class AdsSource:
             raise ContractError("createReport", [FieldError(
                 "requestBody.endDate", f"at most {max_days(report_type)} days after startDate for {report_type} "
                 f"(backfillReports splits longer ranges)", body["endDate"])])
-        table = table_name(request)
-        return Described(table, report_type, start, end,
-                         f"{table} ({report_type}, profile {request['profileId']}, {start}..{end})",
-                         {"profile-id": request["profileId"], "region": request["region"],
-                          "ad-product": str(body["configuration"].get("adProduct", ""))})
+        return Described(table_name(request), report_type, start, end, {
+            "profile-id": request["profileId"], "region": request["region"],
+            "ad-product": str(body["configuration"].get("adProduct", ""))})
 
     def create(self, request: Mapping[str, Any], deadline: Deadline) -> str:
         return client(request.get("authId")).create_report(request["profileId"], request["region"],

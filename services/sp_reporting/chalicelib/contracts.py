@@ -42,15 +42,18 @@ class SpReportRequest(reports.ReportRequest):
             raise ValueError("reportOptions: an object of strings")
         return body
 
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        """Named one way (NA, EU, FE) whatever the spelling, so that one table is not split three ways."""
+        try:
+            return region_of(value).value if value is not None else None
+        except ValueError:
+            raise ValueError("North America, Europe or Far East (NA, EU, FE)") from None
+
     @model_validator(mode="after")
     def _region_matches(self) -> SpReportRequest:
-        if self.region is None:
-            return self
-        try:
-            region = region_of(self.region)
-        except ValueError:
-            raise ValueError("region: North America, Europe or Far East (NA, EU, FE)") from None
-        if marketplace_region(self.requestBody["marketplaceIds"][0]) != region:
+        if self.region is not None and marketplace_region(self.requestBody["marketplaceIds"][0]).value != self.region:
             raise ValueError(f"region: the marketplaces' region ({self.region} holds none of them)")
         return self
 

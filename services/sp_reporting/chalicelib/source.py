@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import aws
 from shared.amazon import accounts
 from shared.amazon.http import Deadline
 from shared.amazon.regions import Region, marketplace_region
-from shared.amazon.sp import ProcessingStatus, SpReportsClient
+from shared.amazon.sp import ProcessingStatus, SpReportsClient, TableRateLimiter
+from shared.config import require
 from shared.contracts import ContractError, FieldError
 from shared.reports import Described, Progress, ReportFile
 from shared.status import Status
@@ -21,8 +23,11 @@ ERROR_DOCUMENT_CHARS = 2000  # of a FATAL report's error document, in the notifi
 
 @functools.cache
 def client(auth_id: str | None) -> SpReportsClient:
-    """One client per credential set for the container: its rate limiter is the process's, its tokens are kept."""
-    return SpReportsClient(accounts.tokens(auth_id))
+    """One client per credential set for the container; its rate limits are shared with every container through
+    the report records table (the service's partition, ``ratelimit#<authId>#<operation>``)."""
+    limiter = TableRateLimiter(lambda: aws.table(require("REPORT_RECORDS_TABLE")), {"service": "sp_reporting"},
+                               f"ratelimit#{auth_id or accounts.DEFAULT_AUTH_ID}")
+    return SpReportsClient(accounts.tokens(auth_id), limiter=limiter)
 
 
 def region(request: Mapping[str, Any]) -> Region:
@@ -40,12 +45,9 @@ class SpSource:
                                                             body["dataEndTime"])])
         today = datetime.now(UTC).date()
         first, last = (start.date() if start else today), (end.date() if end else today)
-        table = request.get("tablePrefix") or f"{request.get('region') or region(request).value}-{body['reportType']}"
-        table = table.replace(" ", "")
-        marketplaces = ",".join(body["marketplaceIds"])
+        table = request.get("tablePrefix") or f"{region(request).value}-{body['reportType']}"
         return Described(table, body["reportType"], first, last,
-                         f"{table} ({body['reportType']}, {marketplaces}, {first}..{last})",
-                         {"marketplace-ids": marketplaces, "region": region(request).value})
+                         {"marketplace-ids": ",".join(body["marketplaceIds"]), "region": region(request).value})
 
     def create(self, request: Mapping[str, Any], deadline: Deadline) -> str:
         body = request["requestBody"]
@@ -54,7 +56,11 @@ class SpSource:
             data_end_time=_time(body, "dataEndTime"), report_options=body.get("reportOptions"), deadline=deadline)
 
     def find(self, request: Mapping[str, Any], since: datetime, deadline: Deadline) -> str | None:
+        """A report shows its type, marketplaces and times, not its options: a request with options, or without
+        times, could adopt another's report (other data), so it is asked for again instead."""
         body = request["requestBody"]
+        if body.get("reportOptions") or not (body.get("dataStartTime") and body.get("dataEndTime")):
+            return None
         return client(request.get("authId")).find_report(
             body["reportType"], body["marketplaceIds"], data_start_time=_time(body, "dataStartTime"),
             data_end_time=_time(body, "dataEndTime"), created_since=since, deadline=deadline)

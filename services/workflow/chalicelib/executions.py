@@ -213,21 +213,27 @@ def finish(state: dict[str, Any], gate: ConcurrencyGate, service: Service) -> di
         gate.release(tenant_config(customer_id)["amcInstanceId"], _gate_key(state))
     records = workflow_records()
     record = records.update_job(customer_id, key, executionStatus=outcome, amcMessage=message,
-                                      outputS3URI=state.get("outputS3URI"))
-    if records.claim_notification(customer_id, key):
-        workflow, execution_id = record.get("workflowId", "?"), state.get("workflowExecutionId")
-        summary = f"{customer_id} createExecution for {workflow} ({execution_id or 'not started'}) {outcome}" + (
-            f": {message}" if message else "")
-        service.publisher.publish(StatusMessage(
-            service=service.name, request_type="createExecution", status=Status(outcome),
-            tenant_id=customer_id, request_id=key, summary=summary, about=f"{workflow} {execution_id or ''}".strip(),
-            details={"workflowId": workflow, "workflowExecutionId": execution_id, "amcStatus": outcome,
-                     "amcMessage": message, "outputS3URI": state.get("outputS3URI"),
-                     **{k: record[k] for k in ("scheduleName", "backfillId", "window") if k in record}}))
+                                outputS3URI=state.get("outputS3URI"))
+    records.notify_once(customer_id, key, lambda: service.publisher.publish(
+        _outcome_message(record, state, Status(outcome), message, service.name)))
     return {"customerId": customer_id, "requestId": key, "status": outcome}
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _outcome_message(record: dict[str, Any], state: dict[str, Any], outcome: Status, message: str | None,
+                     service: str) -> StatusMessage:
+    customer_id, workflow, execution_id = record["customerId"], record.get("workflowId", "?"), \
+        state.get("workflowExecutionId")
+    summary = f"{customer_id} createExecution for {workflow} ({execution_id or 'not started'}) {outcome}" + (
+        f": {message}" if message else "")
+    return StatusMessage(
+        service=service, request_type="createExecution", status=outcome, tenant_id=customer_id,
+        request_id=record["requestId"], summary=summary, about=f"{workflow} {execution_id or ''}".strip(),
+        details={"workflowId": workflow, "workflowExecutionId": execution_id, "amcStatus": str(outcome),
+                 "amcMessage": message, "outputS3URI": state.get("outputS3URI"),
+                 **{k: record[k] for k in ("scheduleName", "backfillId", "window") if k in record}})
 
 
 def _gate_key(state: dict[str, Any]) -> str:
