@@ -30,7 +30,7 @@ from local.sandbox import Sandbox
 from local.sandbox.sp import data
 from shared import aws
 from shared.amazon import sp
-from shared.amazon.errors import InvalidRequest, NotFound, OutOfTime
+from shared.amazon.errors import InvalidRequest, NotFound, OutOfTime, RateLimited
 from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
 from shared.amazon.lwa import CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints, Region
@@ -430,3 +430,34 @@ def test_the_sdk_leaves_logging_alone(client: SpReportsClient) -> None:
 
     assert {name: list(logging.getLogger(name).handlers) for name in before} == before
     assert not any(type(h) is logging.StreamHandler for h in logging.getLogger("urllib3").handlers)
+
+
+def test_the_table_limiter_shares_one_budget_between_containers(cloud: LocalCloud) -> None:
+    # Two limiters on one item, as two Lambda containers: the burst is shared, then turns come one interval apart.
+    table, prefix = cloud.outputs["ReportRecordsTable"], f"ratelimit#test-{uuid.uuid4().hex[:8]}"
+    limits = {"createReport": (2.0, 3.0)}  # one call every 0.5 s, three at once
+
+    def container() -> sp.TableRateLimiter:
+        return sp.TableRateLimiter(lambda: aws.table(table), {"service": "sp_reporting"}, prefix, limits,
+                                   headroom=1.0, sleep=lambda seconds: None)  # the waits are returned
+
+    first, second = container(), container()
+    taken = [first.acquire("createReport"), second.acquire("createReport"), first.acquire("createReport"),
+             second.acquire("createReport"), first.acquire("createReport")]
+
+    assert taken[:3] == [0.0, 0.0, 0.0]  # the burst, whoever takes it
+    assert 0.3 < taken[3] <= 0.5 and 0.8 < taken[4] <= 1.0  # then one turn every 0.5 s, in order
+    assert first.acquire("getReport") == 0.0  # an operation without a limit is not limited
+
+
+def test_a_turn_past_the_deadline_is_rate_limited_and_given_back(cloud: LocalCloud) -> None:
+    table, prefix = cloud.outputs["ReportRecordsTable"], f"ratelimit#test-{uuid.uuid4().hex[:8]}"
+    limiter = sp.TableRateLimiter(lambda: aws.table(table), {"service": "sp_reporting"}, prefix,
+                                  {"createReport": (0.1, 1.0)}, headroom=1.0, sleep=lambda s: None)
+
+    assert limiter.acquire("createReport") == 0.0
+    with pytest.raises(RateLimited) as limited:
+        limiter.acquire("createReport", Deadline(5.0))
+    assert 9.0 < limited.value.wait_s <= 10.0  # the next turn is ten seconds away: past the budget
+    again = limiter.acquire("createReport")  # the refused turn was given back: this one is no later
+    assert 9.0 < again <= 10.0
