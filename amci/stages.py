@@ -14,8 +14,8 @@ SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 
 def output_variable(output_name: str) -> str:
-    """``StatusTopicArn`` -> ``STATUS_TOPIC_ARN``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", output_name).upper()
+    """``StatusTopicArn`` -> ``STATUS_TOPIC_ARN``; a one-letter word stays one: ``StageAQueue`` -> ``STAGE_A_QUEUE``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", output_name).upper()
 
 
 def config_path(service: str, services_dir: Path = SERVICES_DIR) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -77,6 +78,9 @@ class GlueJobRunner:
         name = script_location.rsplit("/", 1)[-1]
         if name not in self.scripts:
             raise FileNotFoundError(f"no local script for {script_location} (known: {', '.join(self.scripts)})")
+        folder = str(self.scripts[name].parent)
+        if folder not in sys.path:  # as Glue puts --extra-py-files on the path: the script's modules beside it
+            sys.path.append(folder)
         spec = importlib.util.spec_from_file_location(f"amci_glue_{name[:-3]}", self.scripts[name])
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         spec.loader.exec_module(module)  # type: ignore[union-attr]

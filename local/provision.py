@@ -273,6 +273,16 @@ def _glue_database(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     return {"Ref": p["DatabaseInput"]["Name"]}
 
 
+def _glue_job(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """A Glue job; its runs execute in-process (``local/glue.py``), so the sizing properties are recorded only."""
+    p = _take(p, {"Name", "Role", "GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "MaxRetries",
+                  "ExecutionProperty", "Command", "DefaultArguments"})
+    fields = {k: p[k] for k in ("Role", "GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "MaxRetries",
+                                "ExecutionProperty", "Command", "DefaultArguments") if k in p}
+    job = c("glue").create_job(Name=p.get("Name", name), Description=p.get("Description", ""), **fields)
+    return {"Ref": job["Name"]}
+
+
 def _schedule_group(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     p = _take(p, {"Name"})
     arn = c("scheduler").create_schedule_group(Name=p.get("Name", name))["ScheduleGroupArn"]
@@ -330,6 +340,7 @@ _CREATORS: dict[str, Creator] = {
     "AWS::DynamoDB::Table": _dynamodb_table,
     "AWS::SecretsManager::Secret": _secret,
     "AWS::Glue::Database": _glue_database,
+    "AWS::Glue::Job": _glue_job,
     "AWS::Scheduler::ScheduleGroup": _schedule_group,
     "AWS::IAM::Role": _iam_role,
     "AWS::StepFunctions::StateMachine": _state_machine,

@@ -167,6 +167,12 @@ def _check_secret(p: dict, created: dict) -> None:
     assert json.loads(p["SecretString"]).keys() <= json.loads(value).keys()
 
 
+def _check_glue_job(p: dict, created: dict) -> None:
+    job = aws.client("glue").get_job(JobName=p["Name"])["Job"]
+    assert job["Role"] == p["Role"] and job["Command"] == p["Command"] and job["GlueVersion"] == p["GlueVersion"]
+    assert job["DefaultArguments"] == p["DefaultArguments"]
+
+
 def _check_glue_database(p: dict, created: dict) -> None:
     database = aws.client("glue").get_database(Name=p["DatabaseInput"]["Name"])["Database"]
     assert database["Description"] == p["DatabaseInput"]["Description"]
@@ -205,6 +211,7 @@ _CHECKS: dict[str, Callable[[dict, dict], None]] = {
     "AWS::DynamoDB::Table": _check_table,
     "AWS::SecretsManager::Secret": _check_secret,
     "AWS::Glue::Database": _check_glue_database,
+    "AWS::Glue::Job": _check_glue_job,
     "AWS::Scheduler::ScheduleGroup": _check_schedule_group,
     "AWS::IAM::Role": _check_role,
     "AWS::StepFunctions::StateMachine": _check_state_machine,

@@ -1,20 +1,31 @@
 """Serverless Data Lake: turns every file the other services fetch into typed, governed tables analysts query
 with SQL.
 
-Events: requests on its request queue; object events of the intake buckets (S3 -> EventBridge -> SQS);
-Step Functions tasks (shared, see ``shared/chalice_app.py``).
+Events: requests on its request queue (datasets, redrives); object events of the intake buckets (S3 -> EventBridge
+-> SQS), each recorded once and routed to its dataset; stage A messages (the light transform of one object); every
+minute, the stage B batches that are due (the Glue job ``glue/stage_b.py``); the shared Step Functions tasks
+(``shared/chalice_app.py``).
 """
 
+import json
 import os
+from typing import Any
 
-from chalice.app import SQSEvent
-from chalicelib import intake
+from chalice.app import Rate, SQSEvent
+from chalicelib import datasets, intake, operations, pipeline
 
 from shared import aws
 from shared.batch import BatchResponse, process_partial_batch, sqs_records
 from shared.chalice_app import service_app
 
-app, service = service_app("datalake", routes=[])
+app, service = service_app("datalake", routes=[
+    (datasets.RegisterDataset, operations.register), (datasets.ListDatasets, operations.list_datasets),
+    (operations.Redrive, operations.redrive),
+])
+
+
+def registry() -> datasets.Registry:
+    return datasets.Registry(aws.table(os.environ["DATALAKE_DATASETS_TABLE"]))
 
 
 @app.on_sqs_message(queue=os.environ["DATALAKE_REQUEST_QUEUE"], batch_size=10)
@@ -24,5 +35,20 @@ def on_request(event: SQSEvent) -> BatchResponse:
 
 @app.on_sqs_message(queue=os.environ["DATALAKE_EVENTS_QUEUE"], batch_size=10, maximum_batching_window_in_seconds=1)
 def on_object_event(event: SQSEvent) -> BatchResponse:
-    ledger = aws.table(os.environ["DATALAKE_OBJECTS_TABLE"])
-    return process_partial_batch(sqs_records(event), lambda record: intake.handle(record, ledger))
+    ledger, lake, tenants = aws.table(os.environ["DATALAKE_OBJECTS_TABLE"]), pipeline.Lake.from_env(), \
+        aws.table(os.environ["DATALAKE_TENANTS_TABLE"])
+    return process_partial_batch(sqs_records(event), lambda record: intake.handle(
+        record, ledger, lambda found: pipeline.send_to_stage_a(found, lake, registry(), tenants, aws.client("sqs"))))
+
+
+@app.on_sqs_message(queue=os.environ["DATALAKE_STAGE_A_QUEUE"], batch_size=1)
+def on_stage_a(event: SQSEvent) -> BatchResponse:
+    lake, table = pipeline.Lake.from_env(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"])
+    return process_partial_batch(sqs_records(event), lambda record: pipeline.run_stage_a(
+        json.loads(record["body"]), lake, registry(), aws.client("s3"), table))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def stage_b_batches(event: Any) -> None:
+    pipeline.batch(pipeline.Lake.from_env(), registry(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"]),
+                   aws.client("glue"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +53,20 @@ def parse(body: str) -> ObjectEvent | None:
         size=int(detail["object"].get("size", 0)), time=event.get("time", ""))
 
 
-def handle(message: Mapping[str, Any], table: Any) -> None:
-    """One SQS record of the object-events queue: record its event unless it concerns no object."""
+def handle(message: Mapping[str, Any], table: Any, route: Callable[[ObjectEvent], str]) -> None:
+    """One SQS record of the object-events queue: record its event once, then ``route`` it (which says where it
+    went: ROUTED, UNROUTED...). A repeat of an event whose routing did not finish is routed again."""
     event = parse(message["body"])
-    if event is not None:
-        record(event, table)
+    if event is None:
+        return
+    if record(event, table) or _status(table, event) == "RECEIVED":
+        table.update_item(Key={"objectId": event.object_id}, UpdateExpression="SET #s = :s",
+                          ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": route(event)})
+
+
+def _status(table: Any, event: ObjectEvent) -> str | None:
+    item = table.get_item(Key={"objectId": event.object_id}, ConsistentRead=True).get("Item")
+    return item.get("status") if item else None
 
 
 def record(event: ObjectEvent, table: Any, now: float | None = None) -> bool:

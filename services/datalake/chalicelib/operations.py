@@ -1,0 +1,73 @@
+"""The data lake's requests: register and list datasets, and redrive what a stage gave up on."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Literal
+
+from pydantic import Field
+
+from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, Registry
+from chalicelib.pipeline import PENDING
+from shared import aws
+from shared.contracts import Request
+from shared.requests import RequestContext
+from shared.service import Service
+from shared.status import PLATFORM_TENANT, Status
+
+
+class Redrive(Request):
+    """Send what stage ``stage`` dead-lettered back through it (at most ``limit`` messages)."""
+
+    request_type = "redrive"
+    requestType: Literal["redrive"]
+    stage: Literal["a", "b"]
+    limit: int = Field(1000, ge=1, le=100_000)
+
+
+def register(request: RegisterDataset, ctx: RequestContext, service: Service) -> None:
+    dataset = Dataset(request.team, request.dataset, request.stageA, request.minItems, request.maxItems,
+                      request.maxWaitSeconds)
+    _registry().put(dataset)
+    service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED,
+                   f"dataset {dataset.key} registered: files under s3://<raw bucket>/{dataset.team}/{dataset.name}/ "
+                   f"go through {dataset.stage_a} into {dataset.database(os.environ['STAGE'])}",
+                   {"dataset": dataset.key, "database": dataset.database(os.environ["STAGE"])})
+
+
+def list_datasets(request: ListDatasets, ctx: RequestContext, service: Service) -> None:
+    found = [{**d.to_item(), "database": d.database(os.environ["STAGE"])} for d in _registry().all()]
+    service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"{len(found)} datasets", {"datasets": found})
+
+
+def redrive(request: Redrive, ctx: RequestContext, service: Service) -> None:
+    sqs = aws.client("sqs")
+    dlq = sqs.get_queue_url(QueueName=os.environ[f"DATALAKE_STAGE_{request.stage.upper()}_DLQ"])["QueueUrl"]
+    target = sqs.get_queue_url(QueueName=os.environ["DATALAKE_STAGE_A_QUEUE"])["QueueUrl"]
+    pipeline = aws.table(os.environ["DATALAKE_PIPELINE_TABLE"])
+    moved = 0
+    while moved < request.limit:
+        messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=min(10, request.limit - moved),
+                                       WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            if request.stage == "a":
+                sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
+            else:
+                _pending_again(pipeline, json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"{moved} stage {request.stage.upper()} messages redriven",
+                   {"stage": request.stage, "redriven": moved})
+
+
+def _pending_again(pipeline: Any, item: dict[str, Any]) -> None:
+    """A stage B dead letter is its pending item (and the reason): it waits for the next batch again."""
+    kept = {k: v for k, v in item.items() if k not in ("reason", "runId", "processingRun", "claimedAt")}
+    pipeline.put_item(Item={**kept, "status": PENDING, "attempts": 0})
+
+
+def _registry() -> Registry:
+    return Registry(aws.table(os.environ["DATALAKE_DATASETS_TABLE"]))

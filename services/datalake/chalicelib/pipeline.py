@@ -1,0 +1,262 @@
+"""The lake's pipeline between an object event and stage B: routing, stage A, and batching.
+
+``route``     an intake object (raw bucket, reports bucket, a tenant's AMC bucket) -> its dataset -> the stage A queue
+``stage_a``   the dataset's light transform -> pre-stage files in the stage bucket, each a *pending* item of its
+              dataset in the pipeline table (``pending#<pre-stage key>``)
+``batch``     (every minute) per dataset, once ``min_items`` wait or the oldest has waited ``max_wait_s``: claim up
+              to ``max_items`` and start a stage B run (the Glue job ``glue/stage_b.py``). A failed run's files are
+              claimed again; the one it was working on when it failed counts an attempt, and after MAX_ATTEMPTS it
+              goes to the stage B dead-letter queue with the reason.
+
+Every step is idempotent: pre-stage names are the source's, a replay writes the same keys and the same pending item.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+
+from chalicelib import stage_a
+from chalicelib.datasets import Dataset, Registry
+from chalicelib.intake import ObjectEvent
+from shared import aws
+from shared.config import require
+
+log = logging.getLogger(__name__)
+
+PENDING, CLAIMED = "PENDING", "CLAIMED"
+MAX_ATTEMPTS = 3
+HISTORY_S = 90 * 24 * 3600  # object and run records expire after this
+_FAILED_RUN = ("FAILED", "ERROR", "TIMEOUT", "STOPPED")
+_UNSTARTED_S = 300  # a claim whose run never started is released after this
+
+
+@dataclass(frozen=True)
+class Lake:
+    """The lake's resources, from the function's environment."""
+
+    stage: str
+    raw_bucket: str
+    reports_bucket: str
+    stage_bucket: str
+    stage_a_queue: str
+    stage_b_job: str
+    stage_b_dlq: str
+
+    @classmethod
+    def from_env(cls) -> Lake:
+        return cls(require("STAGE"), require("RAW_BUCKET"), require("REPORTS_BUCKET"), require("STAGE_BUCKET"),
+                   require("DATALAKE_STAGE_A_QUEUE"), require("DATALAKE_STAGE_B_JOB"), require("DATALAKE_STAGE_B_DLQ"))
+
+
+# -- routing --------------------------------------------------------------------------------------------------
+
+
+def route(event: ObjectEvent, lake: Lake, registry: Registry, tenants: Any) -> dict[str, Any] | None:
+    """The stage A message for an object, or None when it belongs to no dataset (recorded, not an error)."""
+    if event.action != "CREATED":
+        return None
+    customer_id, database = None, None
+    if event.bucket in (lake.reports_bucket, lake.raw_bucket):  # keys start <team>/<dataset>/
+        key = "-".join(event.key.split("/")[:2])
+    else:
+        tenant = tenants.get_item(Key={"bucket": event.bucket}, ConsistentRead=True).get("Item")
+        if tenant is None:
+            return None
+        key, customer_id, database = f"{tenant['team']}-{tenant['dataset']}", tenant["customerId"], tenant["database"]
+    dataset = registry.get(key)
+    if dataset is None:
+        return None
+    return {"bucket": event.bucket, "key": event.key, "versionId": event.version_id, "dataset": dataset.key,
+            "customerId": customer_id, "database": database or dataset.database(lake.stage)}
+
+
+def send_to_stage_a(event: ObjectEvent, lake: Lake, registry: Registry, tenants: Any, sqs: Any) -> str:
+    """Route an object and queue it for stage A; what happened, for the intake ledger."""
+    message = route(event, lake, registry, tenants)
+    if message is None:
+        return "DELETED" if event.action != "CREATED" else "UNROUTED"
+    url = sqs.get_queue_url(QueueName=lake.stage_a_queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+    return "ROUTED"
+
+
+# -- stage A --------------------------------------------------------------------------------------------------
+
+
+def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any, pipeline: Any) -> str:
+    """Transform one object; returns what happened (STAGED, SKIPPED or QUARANTINED), recorded on the object."""
+    dataset = registry.get(message["dataset"])
+    if dataset is None:
+        raise LookupError(f"dataset {message['dataset']} is not registered any more")
+    version = {"VersionId": message["versionId"]} if message.get("versionId") else {}
+    found = s3.get_object(Bucket=message["bucket"], Key=message["key"], **version)
+    source = stage_a.Source(message["bucket"], message["key"], message.get("versionId") or "",
+                            message.get("customerId"), found["LastModified"], int(found["ContentLength"]),
+                            found.get("Metadata", {}))
+    transform = _transform(dataset)
+    try:
+        staged = [_stage(pre, dataset, message, source, lake, s3, pipeline) for pre in transform(found["Body"], source)]
+    except stage_a.Skipped as skipped:
+        return _record_object(pipeline, dataset, source, "SKIPPED", str(skipped))
+    except stage_a.Malformed as malformed:
+        return _record_object(pipeline, dataset, source, "QUARANTINED", str(malformed))
+    return _record_object(pipeline, dataset, source, "STAGED", f"{len(staged)} pre-stage files", staged=staged)
+
+
+def _transform(dataset: Dataset) -> stage_a.Transform:
+    kind, _, name = dataset.stage_a.partition(":")
+    if kind == "builtin":
+        return stage_a.BUILTIN[name]
+    return getattr(importlib.import_module(kind), name)  # type: ignore[no-any-return]  # vendored with the app
+
+
+def _stage(pre: stage_a.PreStaged, dataset: Dataset, message: dict[str, Any], source: stage_a.Source, lake: Lake,
+           s3: Any, pipeline: Any) -> str:
+    key = pre.key(dataset.team, dataset.name)
+    metadata = {**pre.metadata, "source": source.uri, "source-version": source.version_id}
+    s3.upload_fileobj(_Stream(pre.chunks), lake.stage_bucket, key, ExtraArgs={"Metadata": _ascii(metadata)})
+    pipeline.put_item(Item={
+        "dataset": dataset.key, "itemId": f"pending#{key}", "status": PENDING, "preStageKey": key, "table": pre.table,
+        "partition": pre.partition, "format": pre.file_format, "database": message["database"],
+        "source": source.uri, "enqueuedAt": int(time.time()), "attempts": 0})
+    return key
+
+
+def _record_object(pipeline: Any, dataset: Dataset, source: stage_a.Source, status: str, reason: str,
+                   staged: Iterable[str] = ()) -> str:
+    now = int(time.time())
+    pipeline.put_item(Item={"dataset": dataset.key, "itemId": f"object#{source.uri}#{source.version_id}",
+                            "status": status, "reason": reason, "staged": list(staged), "size": source.size,
+                            "updatedAt": now, "expiresAt": now + HISTORY_S})
+    log.info("stage A", extra={"dataset": dataset.key, "source": source.uri, "status": status, "reason": reason})
+    return status
+
+
+# -- batching -------------------------------------------------------------------------------------------------
+
+
+def batch(lake: Lake, registry: Registry, pipeline: Any, glue: Any, now: float | None = None) -> list[str]:
+    """Start the stage B runs that are due; returns their run ids."""
+    now = time.time() if now is None else now
+    started = []
+    for dataset in registry.all():
+        items = list(_pending(pipeline, dataset.key))
+        _release_failed(lake, dataset, items, pipeline, glue, now)
+        ready = [i for i in items if i["status"] == PENDING]
+        if not ready or (len(ready) < dataset.min_items
+                         and now - min(int(i["enqueuedAt"]) for i in ready) < dataset.max_wait_s):
+            continue
+        run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        claimed = [i for i in ready[:dataset.max_items] if _claim(pipeline, i, run_id, now)]
+        if claimed:
+            run = glue.start_job_run(JobName=lake.stage_b_job, Arguments={"--dataset": dataset.key,
+                                                                          "--run_id": run_id})
+            pipeline.put_item(Item={"dataset": dataset.key, "itemId": f"run#{run_id}", "status": "STARTED",
+                                    "jobRunId": run["JobRunId"], "files": len(claimed), "startedAt": int(now),
+                                    "expiresAt": int(now) + HISTORY_S})
+            started.append(run_id)
+    return started
+
+
+def _pending(pipeline: Any, dataset: str) -> Iterator[dict[str, Any]]:
+    args: dict[str, Any] = {"KeyConditionExpression": Key("dataset").eq(dataset) & Key("itemId").begins_with(
+        "pending#"), "ConsistentRead": True}
+    while True:
+        page = pipeline.query(**args)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _claim(pipeline: Any, item: dict[str, Any], run_id: str, now: float) -> bool:
+    try:
+        pipeline.update_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]},
+                             UpdateExpression="SET #s = :claimed, runId = :run, claimedAt = :now",
+                             ConditionExpression=Attr("status").eq(PENDING), ExpressionAttributeNames={"#s": "status"},
+                             ExpressionAttributeValues={":claimed": CLAIMED, ":run": run_id, ":now": int(now)})
+    except pipeline.meta.client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def _release_failed(lake: Lake, dataset: Dataset, items: list[dict[str, Any]], pipeline: Any, glue: Any,
+                    now: float) -> None:
+    """Claims of runs that failed (or never started) go back to PENDING; the file a run failed on counts an
+    attempt, and one out of attempts goes to the stage B DLQ with the reason."""
+    for run_id in {i["runId"] for i in items if i["status"] == CLAIMED}:
+        state, reason = _run_state(pipeline, glue, lake, dataset.key, run_id, now)
+        if state not in _FAILED_RUN:
+            continue
+        for item in (i for i in items if i["status"] == CLAIMED and i["runId"] == run_id):
+            culprit = item.get("processingRun") == run_id
+            attempts = int(item.get("attempts", 0)) + (1 if culprit else 0)
+            if attempts >= MAX_ATTEMPTS:
+                _dead_letter(lake, item, f"stage B failed {attempts} times: {reason}")
+                pipeline.delete_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]})
+                continue
+            pipeline.update_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]},
+                                 UpdateExpression="SET #s = :pending, attempts = :attempts REMOVE runId",
+                                 ExpressionAttributeNames={"#s": "status"},
+                                 ExpressionAttributeValues={":pending": PENDING, ":attempts": attempts})
+            item["status"] = PENDING
+
+
+def _run_state(pipeline: Any, glue: Any, lake: Lake, dataset: str, run_id: str, now: float) -> tuple[str, str]:
+    run = pipeline.get_item(Key={"dataset": dataset, "itemId": f"run#{run_id}"}, ConsistentRead=True).get("Item")
+    if run is None:  # claimed, but the run was never started (the batch failed in between)
+        return ("FAILED", "the run was never started") if now - _claimed_at(pipeline, dataset, run_id) > \
+            _UNSTARTED_S else ("STARTING", "")
+    found = glue.get_job_run(JobName=lake.stage_b_job, RunId=run["jobRunId"])["JobRun"]
+    return found["JobRunState"], found.get("ErrorMessage") or found["JobRunState"]
+
+
+def _claimed_at(pipeline: Any, dataset: str, run_id: str) -> float:
+    claimed = [int(i.get("claimedAt", 0)) for i in _pending(pipeline, dataset) if i.get("runId") == run_id]
+    return min(claimed, default=0)
+
+
+def _dead_letter(lake: Lake, item: dict[str, Any], reason: str) -> None:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=lake.stage_b_dlq)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({**item, "reason": reason}, default=str),
+                     MessageAttributes={"amciRejectReason": {"DataType": "String", "StringValue": reason[:1024]}})
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _ascii(metadata: dict[str, str]) -> dict[str, str]:
+    """S3 user metadata travels in HTTP headers: ASCII only."""
+    return {k: str(v).encode("ascii", "replace").decode() for k, v in metadata.items() if v is not None}
+
+
+class _Stream(io.RawIOBase):
+    """A readable file over an iterator of byte chunks, for ``upload_fileobj`` (multipart, bounded memory)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks, self._pending = iter(chunks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size

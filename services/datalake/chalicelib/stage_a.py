@@ -1,0 +1,256 @@
+"""Stage A, the light transform: one object in, line-oriented pre-stage files out (CSV, TSV or NDJSON), each with
+its table and partition, streamed in bounded memory whatever the object's size.
+
+Built-in transforms (the registry names them ``builtin:<name>``):
+
+``amc_csv``    AMC results, ``workflow=<id>/schedule=<frequency>/<file>.csv`` in a tenant's bucket. The file name
+               is ``<YYYY-MM-DDTHH:MM:SS.mmmZ>-<name>.csv`` (or ``<YYYY-MM-DD>-<name>.csv``), with an optional
+               ``-verN`` version. Table ``<workflow>_<schedule>[_verN]``; partition ``tenant``, ``export_year``,
+               ``export_month``, ``file_timestamp``. The bytes pass unchanged (quoting preserved). Runs of AMC's
+               own UI (workflows ``analytics-<uuid>``) and empty results (a header and nothing else) are skipped.
+``ads_json``   Amazon Ads reports, ``adtech/ads_report/<table>/report_date=<day>/report-<id>.json.gz``: the
+               gzip'd JSON array becomes NDJSON (one object a line), partition ``report_date``.
+``sp_report``  Selling Partner reports, ``adtech/sp_report/<table>/report_date=<day>/report-<id>.<json|tsv>[.gz]``:
+               a flat file passes as TSV; a JSON document's top-level arrays each become a table
+               ``<table>_<array>`` of NDJSON, its ``reportSpecification`` kept as metadata.
+
+A custom dataset's transform has the same signature as these: ``(body, source) -> Iterable[PreStaged]``. Output
+names are stable (the source's name), so a replay overwrites rather than adds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+import ijson
+
+from shared.lake import normalise_name
+
+CHUNK = 1024 * 1024
+SPOOL_BYTES = 8 * 1024 * 1024  # a JSON array is spooled to disk beyond this
+EMPTY_AMC_BYTES = 1000  # AMC writes a header line alone when a query returns no rows
+_AMC_KEY = re.compile(r"^workflow=(?P<workflow>[^/]+)/schedule=(?P<schedule>[^/]+)/(?P<file>[^/]+)$")
+_STAMPED = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}[:-]\d{2}[:-]\d{2}(?:[.-]\d{1,3})?Z)-(?P<base>.+)\.csv$")
+_DATED = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2})-(?P<base>.+)\.csv$")
+_VERSION = re.compile(r"^(?P<base>.+)-ver(?P<n>\d+)$")
+_UI_RUN = re.compile(r"^analytics-[0-9a-fA-F-]{36}$")
+_REPORT_KEY = re.compile(r"^adtech/(?P<dataset>ads_report|sp_report)/(?P<table>[^/]+)/report_date=(?P<day>[0-9-]{10})/"
+                         r"(?P<file>[^/]+)$")
+
+
+class Skipped(Exception):
+    """Nothing to stage, and nothing wrong (an empty result, a run of AMC's UI): recorded with the reason."""
+
+
+class Malformed(Exception):
+    """The object cannot be read as its dataset's files are: quarantined with the reason."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """The object being transformed, and what routing learned about it."""
+
+    bucket: str
+    key: str
+    version_id: str
+    customer_id: str | None  # the tenant whose bucket it is (AMC results)
+    last_modified: datetime
+    size: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class PreStaged:
+    """One pre-stage file: its table and partition (in order), a stable name, format and content."""
+
+    table: str
+    partition: dict[str, str]
+    name: str
+    file_format: str  # csv | tsv | ndjson
+    chunks: Iterable[bytes]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def key(self, team: str, dataset: str) -> str:
+        path = "/".join(f"{k}={v}" for k, v in self.partition.items())
+        return f"pre-stage/{team}/{dataset}/{self.table}/{path + '/' if path else ''}{self.name}.{self.file_format}"
+
+
+Transform = Callable[[IO[bytes], Source], Iterable[PreStaged]]
+
+
+def amc_csv(body: IO[bytes], source: Source) -> Iterator[PreStaged]:
+    found = _AMC_KEY.match(source.key)
+    if found is None or not found["file"].endswith(".csv"):
+        raise Skipped("not an AMC result: expected workflow=<id>/schedule=<frequency>/<file>.csv")
+    if _UI_RUN.match(found["workflow"]):
+        raise Skipped("a run of AMC's own UI")
+    named = _STAMPED.match(found["file"]) or _DATED.match(found["file"])
+    if named is None:
+        raise Malformed(f"file name {found['file']!r}: expected <YYYY-MM-DDTHH:MM:SS.mmmZ>-<name>.csv")
+    base, version = named["base"], None
+    if versioned := _VERSION.match(base):
+        base, version = versioned["base"], versioned["n"]
+    stamp = re.sub(r"[^0-9A-Za-z]", "", named["stamp"])  # a partition value without ':' or '.'
+    head = body.read(EMPTY_AMC_BYTES)
+    if source.size < EMPTY_AMC_BYTES and head.strip().count(b"\n") == 0:
+        raise Skipped("an empty result: a header and no rows")
+    table = normalise_name("_".join([found["workflow"], found["schedule"], *([f"ver{version}"] if version else [])]))
+    yield PreStaged(table, {"tenant": source.customer_id or "unknown", "export_year": named["stamp"][:4],
+                            "export_month": named["stamp"][5:7], "file_timestamp": stamp},
+                    f"{stamp}-{normalise_name(base)}", "csv", _chain(head, _chunks(body)),
+                    {"workflow": found["workflow"], "schedule": found["schedule"], "version": version or ""})
+
+
+def ads_json(body: IO[bytes], source: Source) -> Iterator[PreStaged]:
+    found = _report_key(source)
+    yield PreStaged(normalise_name(found["table"]), {"report_date": found["day"]}, _stem(found["file"]), "ndjson",
+                    _json_array_lines(_content(body, found["file"])), _report_metadata(source))
+
+
+def sp_report(body: IO[bytes], source: Source) -> Iterator[PreStaged]:
+    found = _report_key(source)
+    table, partition, stem = normalise_name(found["table"]), {"report_date": found["day"]}, _stem(found["file"])
+    if ".tsv" in found["file"]:
+        yield PreStaged(table, partition, stem, "tsv", _content(body, found["file"]), _report_metadata(source))
+        return
+    if ".json" not in found["file"]:
+        raise Malformed(f"{found['file']}: expected a .json or .tsv report (named so by the reporting service)")
+    yield from _json_document(body, found["file"], table, partition, stem, _report_metadata(source))
+
+
+BUILTIN: dict[str, Transform] = {"amc_csv": amc_csv, "ads_json": ads_json, "sp_report": sp_report}
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _report_key(source: Source) -> re.Match[str]:
+    found = _REPORT_KEY.match(source.key)
+    if found is None:
+        raise Skipped("not a report file: expected adtech/<dataset>/<table>/report_date=<day>/<file>")
+    return found
+
+
+def _report_metadata(source: Source) -> dict[str, str]:
+    """The reporting service's metadata (request, report, profile or marketplaces), carried to stage B."""
+    return {k: v for k, v in source.metadata.items() if k in (
+        "request-id", "requested-at", "report-id", "report-type", "profile-id", "marketplace-ids", "customer-id")}
+
+
+def _stem(file_name: str) -> str:
+    return file_name.split(".", 1)[0]
+
+
+def _chunks(body: IO[bytes]) -> Iterator[bytes]:
+    while chunk := body.read(CHUNK):
+        yield chunk
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _content(body: IO[bytes], file_name: str) -> Iterator[bytes]:
+    """The object's content, gunzipped on the way when it is gzip (by name or by its first bytes)."""
+    head = body.read(2)
+    chunks = _chain(head, _chunks(body))
+    if head != b"\x1f\x8b" and not file_name.endswith(".gz"):
+        return chunks
+    return _gunzip(chunks)
+
+
+def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        for chunk in chunks:
+            while chunk:
+                yield inflate.decompress(chunk, CHUNK)
+                chunk = inflate.unconsumed_tail
+        yield inflate.flush()
+    except zlib.error as exc:
+        raise Malformed(f"not a valid gzip file: {exc}") from None
+
+
+def _json_array_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A JSON array of objects as NDJSON, parsed item by item (ijson): bounded by the largest object."""
+    try:
+        for item in ijson.items(_Reader(chunks), "item", use_float=True):
+            yield json.dumps(item, separators=(",", ":")).encode() + b"\n"
+    except ijson.JSONError as exc:
+        raise Malformed(f"not a JSON array of objects: {exc}") from None
+
+
+def _json_document(body: IO[bytes], file_name: str, table: str, partition: dict[str, str], stem: str,
+                   metadata: dict[str, str]) -> Iterator[PreStaged]:
+    """Each top-level array of the document its own table; ``reportSpecification`` as metadata. One pass: each item
+    is built alone and written to its array's spooled file, so memory is bounded by the largest item."""
+    spools: dict[str, IO[bytes]] = {}
+    specification: Any = None
+    with contextlib.ExitStack() as files:  # open while the caller reads each PreStaged's chunks
+        try:
+            for key, item, in_array in _top_level_items(_Reader(_content(body, file_name))):
+                if key == "reportSpecification":
+                    specification = item
+                elif in_array and isinstance(item, dict):
+                    if key not in spools:
+                        spools[key] = files.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
+                    spools[key].write(json.dumps(item, separators=(",", ":")).encode() + b"\n")
+        except ijson.JSONError as exc:
+            raise Malformed(f"not a JSON report document: {exc}") from None
+        if not spools:
+            raise Skipped("a report with no rows")
+        if specification is not None:
+            metadata = {**metadata, "report-specification": json.dumps(specification, separators=(",", ":"))[:1500]}
+        for name, spool in spools.items():
+            spool.seek(0)
+            yield PreStaged(f"{table}_{normalise_name(name)}", partition, stem, "ndjson", _chunks(spool), metadata)
+
+
+def _top_level_items(reader: _Reader) -> Iterator[tuple[str, Any, bool]]:
+    """``(key, item, True)`` for each item of each top-level array, ``(key, value, False)`` for other top-level
+    values; each built alone (ijson events), so no array is ever held whole."""
+    key, in_array, builder = None, False, None
+    for prefix, event, value in ijson.parse(reader, use_float=True):
+        if prefix == "":
+            key = value if event == "map_key" else key
+        elif builder is None and prefix == key and event in ("start_array", "end_array"):
+            in_array = event == "start_array"
+        else:
+            builder = builder or ijson.ObjectBuilder()
+            builder.event(event, value)
+            if prefix in (key, f"{key}.item") and event not in ("start_map", "start_array", "map_key") \
+                    and len(builder.containers) == 1:  # only its initial setter left: the value is whole
+                yield str(key), builder.value, in_array
+                builder = None
+
+
+class _Reader:
+    """A file-like view of an iterator of byte chunks, for ijson."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks, self._pending = iter(chunks), b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        if size < 0:
+            size = len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data

@@ -1,0 +1,229 @@
+"""Stage B, the heavy transform: the Glue job ``amci-<stage>-datalake-stage-b`` (run in-process by the local cloud).
+
+One run takes the pre-staged files a batch claimed for it (``--dataset``, ``--run_id``; see
+``chalicelib/pipeline.py``) and, file by file: converts it to typed Parquet (``convert.py``) under
+``post-stage/<team>/<dataset>/<table>/<partition>/<name>.parquet`` in the stage bucket (a stable name: a file done
+again overwrites itself), quarantines the rows it could not type (``quarantine/…/<name>.rejected.ndjson``, with the
+reason, and a notification), creates or widens the Glue table (new columns added, existing types kept) and adds the
+partition, then deletes the file's pending item and records what it became. A file that cannot be read at all is
+quarantined whole. If the run dies, the files it had not finished are claimed again by the next batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from boto3.dynamodb.conditions import Key
+from convert import Converted, convert
+
+from shared import aws
+from shared.status import Status, StatusMessage, StatusPublisher
+
+HISTORY_S = 90 * 24 * 3600
+_TO_GLUE = {pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "string",
+            pa.date32(): "date", pa.timestamp("us", tz="UTC"): "timestamp", pa.timestamp("us"): "timestamp"}
+_FROM_GLUE = {"bigint": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
+              "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"), "int": pa.int64(), "float": pa.float64()}
+_ARGUMENTS = ("dataset", "run_id", "pipeline_table", "stage_bucket", "status_topic_arn")
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    run_id: str
+    pipeline_table: str
+    stage_bucket: str
+    status_topic_arn: str
+
+    @property
+    def team_and_name(self) -> tuple[str, str]:
+        team, _, name = self.dataset.partition("-")
+        return team, name
+
+
+def main(argv: list[str]) -> None:
+    run = Run(**{name: _argument(argv, name) for name in _ARGUMENTS})
+    StageB(run, aws.table(run.pipeline_table), aws.client("s3"), aws.client("glue"),
+           StatusPublisher(aws.client("sns"), run.status_topic_arn)).process()
+
+
+class StageB:
+    def __init__(self, run: Run, pipeline: Any, s3: Any, glue: Any, publisher: StatusPublisher) -> None:
+        self.run, self.pipeline, self.s3, self.glue, self.publisher = run, pipeline, s3, glue, publisher
+        self.totals = {"files": 0, "rows": 0, "bytes": 0, "filtered": 0, "rejected": 0, "quarantined": 0}
+
+    def process(self) -> None:
+        for item in self._claimed():
+            self._mark(item)
+            self._file(item)
+        self.pipeline.update_item(Key={"dataset": self.run.dataset, "itemId": f"run#{self.run.run_id}"},
+                                  UpdateExpression="SET #s = :done, finishedAt = :now, totals = :totals",
+                                  ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={
+                                      ":done": "SUCCEEDED", ":now": int(time.time()), ":totals": self.totals})
+        self._metrics()
+
+    def _file(self, item: dict[str, Any]) -> None:
+        key = item["preStageKey"]
+        table, partition = item["table"], dict(item["partition"])
+        stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        location = self._table_location(table)
+        current = _schema(self.glue, item["database"], table)
+        body = self.s3.get_object(Bucket=self.run.stage_bucket, Key=key)["Body"]
+        with tempfile.NamedTemporaryFile(suffix=".parquet") as out:
+            try:
+                converted = convert(body, item["format"], out.name, table_schema=current)
+            except (pa.ArrowInvalid, ValueError) as unreadable:
+                self._quarantine_file(item, stem, f"{type(unreadable).__name__}: {unreadable}")
+                return
+            path = "".join(f"{k}={v}/" for k, v in partition.items())
+            self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
+        if converted.rows_rejected:
+            self._quarantine_rows(item, stem, converted)
+        _catalog(self.glue, item["database"], table, converted.schema, list(partition), current is not None,
+                 f"s3://{self.run.stage_bucket}/{location}")
+        if partition:
+            _add_partition(self.glue, item["database"], table, partition, f"s3://{self.run.stage_bucket}/{location}{path}")
+        self._done(item, "PROCESSED", converted)
+
+    # -- outcomes ---------------------------------------------------------------------------------------------
+
+    def _done(self, item: dict[str, Any], status: str, converted: Converted | None, reason: str = "") -> None:
+        counts = {"rowsRead": converted.rows_read, "rowsWritten": converted.rows_written,
+                  "rowsFiltered": converted.rows_filtered, "rowsRejected": converted.rows_rejected,
+                  "bytesWritten": converted.bytes_written, "added": converted.added} if converted else {}
+        now = int(time.time())
+        self.pipeline.put_item(Item={"dataset": self.run.dataset, "itemId": f"file#{item['preStageKey']}",
+                                    "status": status, "runId": self.run.run_id, "source": item.get("source"),
+                                    "table": item["table"], "reason": reason, **counts, "updatedAt": now,
+                                    "expiresAt": now + HISTORY_S})
+        self.pipeline.delete_item(Key={"dataset": self.run.dataset, "itemId": item["itemId"]})
+        self.totals["files"] += 1
+        if converted:
+            self.totals["rows"] += converted.rows_written
+            self.totals["bytes"] += converted.bytes_written
+            self.totals["filtered"] += converted.rows_filtered
+            self.totals["rejected"] += converted.rows_rejected
+
+    def _quarantine_file(self, item: dict[str, Any], stem: str, reason: str) -> None:
+        team, name = self.run.team_and_name
+        target = f"quarantine/{team}/{name}/{item['table']}/{stem}.{item['format']}"
+        self.s3.copy_object(Bucket=self.run.stage_bucket, Key=target, MetadataDirective="REPLACE",
+                            CopySource={"Bucket": self.run.stage_bucket, "Key": item["preStageKey"]},
+                            Metadata={"reason": reason.encode("ascii", "replace").decode()[:1500]})
+        self.totals["quarantined"] += 1
+        self._notify(item, f"{item['table']}: the file {item.get('source')} was quarantined: {reason}",
+                     {"quarantine": f"s3://{self.run.stage_bucket}/{target}", "reason": reason})
+        self._done(item, "QUARANTINED", None, reason)
+
+    def _quarantine_rows(self, item: dict[str, Any], stem: str, converted: Converted) -> None:
+        team, name = self.run.team_and_name
+        target = f"quarantine/{team}/{name}/{item['table']}/{stem}.rejected.ndjson"
+        lines = "".join(json.dumps({"row": r.row, "column": r.column, "value": r.value, "reason": r.reason}) + "\n"
+                        for r in converted.rejected)
+        self.s3.put_object(Bucket=self.run.stage_bucket, Key=target, Body=lines.encode())
+        first = converted.rejected[0].reason if converted.rejected else ""
+        self._notify(item, f"{item['table']}: {converted.rows_rejected} rows of {item.get('source')} quarantined "
+                           f"(e.g. {first})", {"quarantine": f"s3://{self.run.stage_bucket}/{target}",
+                                               "rowsRejected": converted.rows_rejected})
+
+    def _notify(self, item: dict[str, Any], summary: str, details: dict[str, Any]) -> None:
+        tenant = dict(item["partition"]).get("tenant")
+        self.publisher.publish(StatusMessage(
+            service="datalake", request_type="stageB", status=Status.REJECTED, summary=summary,
+            **({"tenant_id": tenant} if tenant else {}), request_id=self.run.run_id,
+            details={"dataset": self.run.dataset, "table": item["table"], "source": item.get("source"), **details}))
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _claimed(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        args: dict[str, Any] = {"KeyConditionExpression": Key("dataset").eq(self.run.dataset)
+                                & Key("itemId").begins_with("pending#"), "ConsistentRead": True}
+        while True:
+            page = self.pipeline.query(**args)
+            items += [i for i in page.get("Items", []) if i.get("runId") == self.run.run_id]
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda i: i["itemId"])
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _mark(self, item: dict[str, Any]) -> None:
+        """Note the file this run works on: if the run dies, that file (alone) counts an attempt."""
+        self.pipeline.update_item(Key={"dataset": self.run.dataset, "itemId": item["itemId"]},
+                                  UpdateExpression="SET processingRun = :run",
+                                  ExpressionAttributeValues={":run": self.run.run_id})
+
+    def _table_location(self, table: str) -> str:
+        team, name = self.run.team_and_name
+        return f"post-stage/{team}/{name}/{table}/"
+
+    def _metrics(self) -> None:
+        dimensions = [{"Name": "Dataset", "Value": self.run.dataset}]
+        aws.client("cloudwatch").put_metric_data(Namespace="AMCInsights/DataLake", MetricData=[
+            {"MetricName": name.capitalize(), "Dimensions": dimensions, "Value": value,
+             "Unit": "Bytes" if name == "bytes" else "Count"} for name, value in self.totals.items()])
+
+
+def _argument(argv: list[str], name: str) -> str:
+    flag = f"--{name}"
+    if flag not in argv:
+        raise SystemExit(f"stage B needs {flag}")
+    return argv[argv.index(flag) + 1]
+
+
+# -- the Glue Data Catalog ----------------------------------------------------------------------------------------
+
+
+def _schema(glue: Any, database: str, table: str) -> pa.Schema | None:
+    try:
+        columns = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
+    except glue.exceptions.EntityNotFoundException:
+        return None
+    return pa.schema([(c["Name"], _FROM_GLUE.get(c["Type"], pa.string())) for c in columns])
+
+
+def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_keys: list[str], exists: bool,
+             location: str) -> None:
+    """Create the table, or add the columns it lacks (existing columns and their types are kept)."""
+    columns = [{"Name": f.name, "Type": _TO_GLUE.get(f.type, "string")} for f in schema if f.name not in partition_keys]
+    if exists:
+        current = glue.get_table(DatabaseName=database, Name=table)["Table"]
+        known = {c["Name"] for c in current["StorageDescriptor"]["Columns"]}
+        added = [c for c in columns if c["Name"] not in known]
+        if not added:
+            return
+        descriptor = {**current["StorageDescriptor"], "Columns": current["StorageDescriptor"]["Columns"] + added}
+        glue.update_table(DatabaseName=database, TableInput={
+            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": current.get("Parameters", {}),
+            "PartitionKeys": current.get("PartitionKeys", []), "StorageDescriptor": descriptor})
+        return
+    with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+        glue.create_database(DatabaseInput={"Name": database})
+    try:
+        glue.create_table(DatabaseName=database, TableInput={
+            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet"},
+            "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys],
+            "StorageDescriptor": {"Columns": columns, "Location": location, **_PARQUET}})
+    except glue.exceptions.AlreadyExistsException:  # made meanwhile by another run: widen it instead
+        _catalog(glue, database, table, schema, partition_keys, True, location)
+
+
+def _add_partition(glue: Any, database: str, table: str, partition: dict[str, str], location: str) -> None:
+    glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=[{
+        "Values": list(partition.values()), "StorageDescriptor": {"Location": location, **_PARQUET}}])
+    # an existing partition is reported in the answer's Errors, not raised: adding it again is harmless
+
+
+_PARQUET = {"InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+            "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"}}
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,70 @@
+"""What every part of the data lake agrees on: how names become Glue names, and the one way to ask it SQL.
+
+``query`` runs SQL on Athena and returns the rows; the local cloud answers Athena with DuckDB over the same Glue
+tables (``local/athena.py``), so the same call works on a laptop and in an AWS account.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+_FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def normalise_name(name: str) -> str:
+    """A Glue/Athena name: lower case, runs of anything but letters and digits become one ``_``, none at the ends,
+    and a leading digit gets a ``_`` before it (``Sales 14d (USD)`` -> ``sales_14d_usd``, ``1st`` -> ``_1st``)."""
+    cleaned = _NOT_NAME.sub("_", name.lower()).strip("_") or "_"
+    return f"_{cleaned}" if cleaned[0].isdigit() else cleaned
+
+
+class QueryFailed(Exception):
+    """Athena (or DuckDB in the local cloud) refused or failed the query; the message says why."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    columns: list[str]
+    rows: list[list[str | None]]  # as Athena returns them: text, None for NULL
+
+    def as_dicts(self) -> list[dict[str, str | None]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def query(athena: Any, sql: str, *, output: str, database: str | None = None, workgroup: str | None = None,
+          timeout_s: float = 300, sleep: Callable[[float], None] = time.sleep) -> Rows:
+    """Run ``sql`` and wait for its rows. ``output`` is the S3 location Athena writes results to."""
+    context = {"Database": database} if database else {}
+    started = athena.start_query_execution(QueryString=sql, QueryExecutionContext=context,
+                                           ResultConfiguration={"OutputLocation": output},
+                                           **({"WorkGroup": workgroup} if workgroup else {}))
+    execution_id, deadline, delay = started["QueryExecutionId"], time.monotonic() + timeout_s, 0.2
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]["Status"]
+        if status["State"] in _FINISHED:
+            break
+        if time.monotonic() > deadline:
+            raise QueryFailed(f"the query did not finish within {timeout_s:.0f} s (execution {execution_id})")
+        sleep(delay)
+        delay = min(delay * 2, 5.0)
+    if status["State"] != "SUCCEEDED":
+        raise QueryFailed(status.get("StateChangeReason") or status["State"])
+    return _rows(athena, execution_id)
+
+
+def _rows(athena: Any, execution_id: str) -> Rows:
+    pages = athena.get_paginator("get_query_results").paginate(QueryExecutionId=execution_id)
+    columns: list[str] = []
+    rows: list[list[str | None]] = []
+    for number, page in enumerate(pages):
+        result = page["ResultSet"]
+        columns = columns or [c["Name"] for c in result["ResultSetMetadata"]["ColumnInfo"]]
+        values = [[cell.get("VarCharValue") for cell in row["Data"]] for row in result["Rows"]]
+        header = number == 0 and values[:1] == [columns]  # Athena's first row of a SELECT repeats the header
+        rows.extend(values[1:] if header else values)
+    return Rows(columns, rows)
