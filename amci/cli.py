@@ -145,6 +145,54 @@ def tenant_offboard(customer_id: str, endpoints: Path | None, timeout: float, as
     _ask_tenant("offboardTenant", {"customer_id": customer_id}, endpoints, timeout, as_json)
 
 
+@main.group("lake")
+def lake_group() -> None:
+    """The data lake: SQL over its tables, and redriving what a stage gave up on."""
+
+
+@lake_group.command("query")
+@click.argument("statement")
+@click.option("--database", default=None, help="The Glue database unqualified table names are in.")
+@_ENDPOINTS
+@_TIMEOUT
+@_JSON
+def lake_query(statement: str, database: str | None, endpoints: Path | None, timeout: float, as_json: bool) -> None:
+    """Run SQL (Athena; DuckDB in the local cloud) and print the rows; exit 1 when the query fails."""
+    from shared.lake import QueryFailed, query
+
+    platform = _local_platform(endpoints)
+    try:
+        with console.status("querying the lake..."):
+            rows = query(platform.client("athena"), statement, database=database, timeout_s=timeout,
+                         output=f"s3://{platform.buckets['stage']}/athena/")
+    except QueryFailed as exc:
+        console.print(f"[red]The query failed:[/] {exc}")
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(rows.as_dicts(), indent=2))
+        return
+    table = Table(*rows.columns)
+    for row in rows.rows:
+        table.add_row(*("NULL" if value is None else value for value in row))
+    console.print(table)
+    console.print(f"{len(rows.rows)} rows")
+
+
+@lake_group.command("redrive")
+@click.option("--stage", "lake_stage", type=click.Choice(["a", "b"]), required=True,
+              help="a: objects the light transform gave up on; b: files stage B gave up on.")
+@_ENDPOINTS
+@_JSON
+def lake_redrive(lake_stage: str, endpoints: Path | None, as_json: bool) -> None:
+    """Send a stage's dead letters back through it, all at once."""
+    note = _ask("datalake", {"requestType": "redrive", "stage": lake_stage}, endpoints, 120)
+    if as_json:
+        click.echo(json.dumps(note.body, indent=2))
+    else:
+        _print_outcome(note)
+    sys.exit(0 if note.attributes["status"] == "SUCCEEDED" else 1)
+
+
 @main.command("package")
 @click.argument("services", nargs=-1)
 @click.option("--stage", default="local", show_default=True)
@@ -191,29 +239,43 @@ def _details(details_file: click.utils.LazyFile) -> dict[str, Any]:
 def _ask_tenant(request_type: str, fields: dict[str, Any], endpoints: Path | None, timeout: float,
                 as_json: bool) -> None:
     """Send the request, wait for its outcome, show it; exit 0 when it succeeded, 1 when not, 2 on no answer."""
-    from amci.platform import Platform, PlatformNotFound
-    from local.cloud import ENDPOINTS_FILE
-
-    try:
-        platform = Platform.local(endpoints or ENDPOINTS_FILE)
-        with console.status(f"{request_type}: waiting for the tenant service..."):
-            note = platform.ask("tenant", {"requestType": request_type, **fields}, timeout)
-    except PlatformNotFound as exc:
-        console.print(f"[red]{exc}[/]")
-        sys.exit(2)
-    except TimeoutError:
-        console.print(f"[red]No answer within {timeout:.0f}s[/]: see `amci local up --verbose` or the DLQ.")
-        sys.exit(2)
+    note = _ask("tenant", {"requestType": request_type, **fields}, endpoints, timeout)
     if as_json:
         click.echo(json.dumps(note.body, indent=2))
     elif "tenants" in note.body.get("details", {}):
         _tenant_table(note.body["details"]["tenants"])
     else:
-        colour = "green" if note.attributes["status"] == "SUCCEEDED" else "red"
-        console.print(f"[{colour}]{note.attributes['status']}[/] {note.body['summary']}")
+        _print_outcome(note)
         if request_type == "getTenant" and "tenant" in note.body.get("details", {}):
             _tenant_table([note.body["details"]["tenant"]])
     sys.exit(0 if note.attributes["status"] == "SUCCEEDED" else 1)
+
+
+def _ask(service: str, request: dict[str, Any], endpoints: Path | None, timeout: float) -> Any:
+    """Send a request to ``service`` and wait for its outcome; exit 2 when there is no platform or no answer."""
+    platform = _local_platform(endpoints)
+    try:
+        with console.status(f"{request['requestType']}: waiting for the {service} service..."):
+            return platform.ask(service, request, timeout)
+    except TimeoutError:
+        console.print(f"[red]No answer within {timeout:.0f}s[/]: see `amci local up --verbose` or the DLQ.")
+        sys.exit(2)
+
+
+def _local_platform(endpoints: Path | None) -> Any:
+    from amci.platform import Platform, PlatformNotFound
+    from local.cloud import ENDPOINTS_FILE
+
+    try:
+        return Platform.local(endpoints or ENDPOINTS_FILE)
+    except PlatformNotFound as exc:
+        console.print(f"[red]{exc}[/]")
+        sys.exit(2)
+
+
+def _print_outcome(note: Any) -> None:
+    colour = "green" if note.attributes["status"] == "SUCCEEDED" else "red"
+    console.print(f"[{colour}]{note.attributes['status']}[/] {note.body['summary']}")
 
 
 def _tenant_table(tenants: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class Platform:
     status_topic_arn: str
     session: Any
     endpoint_url: str | None = None
+    buckets: dict[str, str] = field(default_factory=dict)  # raw, reports, stage
 
     @classmethod
     def local(cls, endpoints_file: Path) -> Platform:
@@ -36,7 +37,8 @@ class Platform:
         session = boto3.session.Session(aws_access_key_id=endpoints["credentials"]["aws_access_key_id"],
                                         aws_secret_access_key=endpoints["credentials"]["aws_secret_access_key"],
                                         region_name=endpoints["region"])
-        return cls(endpoints["request_queues"], endpoints["status_topic_arn"], session, endpoints["aws_endpoint_url"])
+        return cls(endpoints["request_queues"], endpoints["status_topic_arn"], session, endpoints["aws_endpoint_url"],
+                   endpoints["buckets"])
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)

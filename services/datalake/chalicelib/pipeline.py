@@ -106,11 +106,12 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
                             found.get("Metadata", {}))
     transform = _transform(dataset)
     try:
-        staged = [_stage(pre, dataset, message, source, lake, s3, pipeline) for pre in transform(found["Body"], source)]
+        staged = [_stage(_pre_staged(pre), dataset, message, source, lake, s3, pipeline)
+                  for pre in transform(found["Body"], source)]
     except stage_a.Skipped as skipped:
         return _record_object(pipeline, dataset, source, "SKIPPED", str(skipped))
-    except stage_a.Malformed as malformed:
-        return _record_object(pipeline, dataset, source, "QUARANTINED", str(malformed))
+    except (stage_a.Malformed, ValueError) as malformed:  # a custom transform says so with a ValueError
+        return _record_object(pipeline, dataset, source, "QUARANTINED", f"{type(malformed).__name__}: {malformed}")
     return _record_object(pipeline, dataset, source, "STAGED", f"{len(staged)} pre-stage files", staged=staged)
 
 
@@ -119,6 +120,11 @@ def _transform(dataset: Dataset) -> stage_a.Transform:
     if kind == "builtin":
         return stage_a.BUILTIN[name]
     return getattr(importlib.import_module(kind), name)  # type: ignore[no-any-return]  # vendored with the app
+
+
+def _pre_staged(pre: stage_a.PreStaged | dict[str, Any]) -> stage_a.PreStaged:
+    """Custom transforms may yield the PreStaged fields as a dict (they need not import the app's modules)."""
+    return pre if isinstance(pre, stage_a.PreStaged) else stage_a.PreStaged(**pre)
 
 
 def _stage(pre: stage_a.PreStaged, dataset: Dataset, message: dict[str, Any], source: stage_a.Source, lake: Lake,
