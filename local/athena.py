@@ -123,9 +123,9 @@ class AthenaOnDuckDB:
         if "parquet" not in (descriptor.get("SerdeInfo", {}).get("SerializationLibrary", "") +
                              descriptor.get("InputFormat", "")).lower():
             raise ValueError(f"{database}.{table['Name']}: only Parquet tables can be queried locally")
-        try:
+        try:  # the table's schema, as Athena reads it: a column a file lacks is null there
             dataset = ds.dataset(location, filesystem=self._filesystem(), format="parquet",
-                                 partitioning=self._partitioning(table))
+                                 partitioning=self._partitioning(table), schema=_arrow_schema(table))
         except (FileNotFoundError, OSError):
             dataset = None
         if dataset is None or not dataset.files:
@@ -153,6 +153,17 @@ class AthenaOnDuckDB:
         scheme, _, address = self._endpoint.partition("://")
         return pafs.S3FileSystem(endpoint_override=address, scheme=scheme, access_key="testing",
                                  secret_key="testing", region=self._region)
+
+
+def _arrow_schema(table: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "bigint": pa.int64(), "int": pa.int32(), "double": pa.float64(),
+             "float": pa.float32(), "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("ms", tz="UTC"),
+             "smallint": pa.int16(), "tinyint": pa.int8()}
+    columns = table.get("StorageDescriptor", {}).get("Columns", [])
+    return pa.schema([(c["Name"], types.get(c["Type"].lower(), pa.string())) for c in columns]
+                     + [(k["Name"], pa.string()) for k in table.get("PartitionKeys", [])])
 
 
 _ATHENA_TYPES = ("varchar", "bigint", "integer", "double", "float", "boolean", "date", "timestamp", "decimal",

@@ -83,5 +83,6 @@ class GlueJobRunner:
             sys.path.append(folder)
         spec = importlib.util.spec_from_file_location(f"amci_glue_{name[:-3]}", self.scripts[name])
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[spec.name] = module  # type: ignore[union-attr]  # as an import would (dataclasses look it up)
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         return module.main

@@ -21,16 +21,16 @@ from typing import Any
 
 import pyarrow as pa
 from boto3.dynamodb.conditions import Key
-from convert import Converted, convert
+from convert import TIMESTAMP, Converted, convert
 
 from shared import aws
 from shared.status import Status, StatusMessage, StatusPublisher
 
 HISTORY_S = 90 * 24 * 3600
 _TO_GLUE = {pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "string",
-            pa.date32(): "date", pa.timestamp("us", tz="UTC"): "timestamp", pa.timestamp("us"): "timestamp"}
+            pa.date32(): "date", TIMESTAMP: "timestamp"}
 _FROM_GLUE = {"bigint": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
-              "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"), "int": pa.int64(), "float": pa.float64()}
+              "date": pa.date32(), "timestamp": TIMESTAMP, "int": pa.int64(), "float": pa.float64()}
 _ARGUMENTS = ("dataset", "run_id", "pipeline_table", "stage_bucket", "status_topic_arn")
 
 
