@@ -159,8 +159,8 @@ def _arrow_schema(table: dict[str, Any]) -> Any:
     import pyarrow as pa
 
     types = {"string": pa.string(), "bigint": pa.int64(), "int": pa.int32(), "double": pa.float64(),
-             "float": pa.float32(), "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("ms", tz="UTC"),
-             "smallint": pa.int16(), "tinyint": pa.int8()}
+             "float": pa.float32(), "boolean": pa.bool_(), "date": pa.date32(), "smallint": pa.int16(),
+             "tinyint": pa.int8(), "timestamp": pa.timestamp("ms", tz="UTC")}  # the lake writes UTC instants
     columns = table.get("StorageDescriptor", {}).get("Columns", [])
     return pa.schema([(c["Name"], types.get(c["Type"].lower(), pa.string())) for c in columns]
                      + [(k["Name"], pa.string()) for k in table.get("PartitionKeys", [])])
