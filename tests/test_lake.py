@@ -3,6 +3,7 @@ catalogued Parquet that SQL reads; duplicates, replays, malformed files, schema 
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from collections.abc import Iterator
@@ -157,3 +158,108 @@ def _object_records(cloud: LocalCloud, dataset: str, source: str) -> list[dict[s
 def _pending(cloud: LocalCloud, source: str) -> bool:
     return any(i["itemId"].startswith("pending#") and i.get("source") == source
                for i in _items(cloud, "adtech-amc"))
+
+
+def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> None:
+    box, table = cloud.sandbox, f"lake{uuid.uuid4().hex[:6]}"
+    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
+    profile = str(box.ads.add_profile("na").profile_id)
+    ads = ask(cloud, inbox, "ads_reporting", {"profileId": profile, "region": "NA", "tableName": table, "requestBody": {
+        "startDate": "TODAY(-3)", "endDate": "TODAY(-1)", "configuration": {
+            "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"], "reportTypeId": "spCampaigns",
+            "timeUnit": "DAILY", "columns": ["date", "campaignId", "campaignName", "impressions", "cost"]}}},
+        timeout_s=60)
+    sales = ask(cloud, inbox, "sp_reporting", {"tablePrefix": table, "requestBody": {
+        "reportType": "GET_SALES_AND_TRAFFIC_REPORT", "marketplaceIds": ["ATVPDKIKX0DER"],
+        "reportOptions": {"dateGranularity": "DAY", "asinGranularity": "CHILD"},
+        "dataStartTime": "TODAY(-9)", "dataEndTime": "TODAY(-8)"}}, timeout_s=60)
+    orders = ask(cloud, inbox, "sp_reporting", {"tablePrefix": f"{table}_orders", "requestBody": {
+        "reportType": "GET_FLAT_FILE_ALL_ORDERS_DATA_BY_ORDER_DATE_GENERAL", "marketplaceIds": ["ATVPDKIKX0DER"],
+        "dataStartTime": "TODAY(-5)", "dataEndTime": "TODAY(-4)"}}, timeout_s=60)
+    assert [n.attributes["status"] for n in (ads, sales, orders)] == ["SUCCEEDED"] * 3
+
+    ads_rows = json.loads(_gunzipped(ads.body["details"]["s3Uri"]))
+    processed(cloud, "adtech-ads_report", ads.body["details"]["s3Uri"])
+    counted = sql(cloud, f"SELECT COUNT(*) AS n, COUNT(DISTINCT report_date) AS days FROM {table}",
+                  "amci_local_adtech_ads_report")
+    assert counted == [{"n": str(len(ads_rows)), "days": "1"}]
+    assert catalogued("amci_local_adtech_ads_report", table)["cost"] == "double"
+
+    processed(cloud, "adtech-sp_report", sales.body["details"]["s3Uri"])
+    by_date = sql(cloud, f"SELECT COUNT(*) AS n FROM {table}_salesandtrafficbydate", "amci_local_adtech_sp_report")
+    assert by_date == [{"n": "2"}]  # one row a day
+    assert catalogued("amci_local_adtech_sp_report", f"{table}_salesandtrafficbyasin")
+
+    processed(cloud, "adtech-sp_report", orders.body["details"]["s3Uri"])
+    order_lines = _gunzipped(orders.body["details"]["s3Uri"]).decode().strip().count("\n")  # less the header
+    counted = sql(cloud, f"SELECT COUNT(*) AS n FROM {table}_orders", "amci_local_adtech_sp_report")
+    assert counted == [{"n": str(order_lines)}]
+
+
+def test_a_malformed_file_is_quarantined_while_the_others_land(cloud: LocalCloud, inbox: Inbox) -> None:
+    customer = onboard(cloud, inbox, "lm")
+    bucket, database = f"amc-{customer}-results", f"amci_local_{customer}"
+    good = [put(bucket, f"workflow=batch/schedule=adhoc/2026-11-27T0{i}:00:00.000Z-batch.csv",
+                b"campaign,impressions\nA,1\nB,2\n") for i in (1, 2)]
+    bad = put(bucket, "workflow=batch/schedule=adhoc/2026-11-27T03:00:00.000Z-batch.csv",
+              b"campaign,impressions\nA,1,extra\nB,2,3,4\n")  # no row has the header's two fields
+
+    for source in good:
+        processed(cloud, "adtech-amc", source)
+    broken = processed(cloud, "adtech-amc", bad)
+    note = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageB" and bad in n.body["summary"], 60)
+
+    assert broken[0]["status"] == "QUARANTINED" and "expected 2 fields, got 3" in broken[0]["reason"]
+    assert "quarantined" in note.body["summary"] and note.body["details"]["quarantine"].endswith(".csv")
+    assert sql(cloud, "SELECT COUNT(*) AS n FROM batch_adhoc", database) == [{"n": "4"}]
+
+
+def test_a_crashed_stage_b_run_leaves_nothing_twice_and_its_dead_letter_is_redriven(
+        cloud: LocalCloud, inbox: Inbox) -> None:
+    team, raw = f"c{uuid.uuid4().hex[:6]}", cloud.outputs["RawBucket"]
+    dataset, database = f"{team}-weather", f"amci_local_{team}_weather"
+
+    def register(min_items: int) -> None:
+        note = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": team, "dataset": "weather",
+                                              "stageA": "lake_transforms.weather:stage_a", "minItems": min_items,
+                                              "maxWaitSeconds": 86400 if min_items > 1 else 0})
+        assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+
+    register(1000)  # files wait: no batch runs yet
+    days = ["2026-11-01", "2026-11-02", "2026-11-03"]
+    for day in days:
+        put(raw, f"{team}/weather/oslo/{day}.csv", b"time,temperature_f,rain_mm\n08:00,32,1\n12:00,41,0\n")
+    pending = wait_until(lambda: len(_pending_items(cloud, dataset)) == 3 and _pending_items(cloud, dataset), 60)
+    lost = sorted(i["preStageKey"] for i in pending)[1]
+    stage_bucket, s3 = cloud.outputs["StageBucket"], aws.client("s3")
+    kept = s3.get_object(Bucket=stage_bucket, Key=lost)["Body"].read()
+    s3.delete_object(Bucket=stage_bucket, Key=lost)  # stage B will crash on the second file, after the first
+
+    register(1)
+    dead = wait_until(lambda: _dead_letters(cloud), 90)  # three attempts on the lost file, then its dead letter
+    assert "NoSuchKey" in dead[0]["reason"] and dead[0]["preStageKey"] == lost
+    rows = sql(cloud, "SELECT day, COUNT(*) AS n FROM readings GROUP BY day ORDER BY day", database)
+    assert rows == [{"day": "2026-11-01", "n": "2"}, {"day": "2026-11-03", "n": "2"}]  # each file once
+
+    s3.put_object(Bucket=stage_bucket, Key=lost, Body=kept)
+    note = ask(cloud, inbox, "datalake", {"requestType": "redrive", "stage": "b"})
+    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] == 1
+    wait_until(lambda: not _pending_items(cloud, dataset), 60)
+    rows = sql(cloud, "SELECT day, COUNT(*) AS n FROM readings GROUP BY day ORDER BY day", database)
+    assert rows == [{"day": day, "n": "2"} for day in days]
+
+
+def _gunzipped(uri: str) -> bytes:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return gzip.decompress(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _pending_items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
+    return [i for i in _items(cloud, dataset) if i["itemId"].startswith("pending#")]
+
+
+def _dead_letters(cloud: LocalCloud) -> list[dict[str, Any]]:
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=cloud.outputs["DatalakeStageBDlq"])["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]

@@ -225,11 +225,11 @@ def convert(source: BinaryIO, file_format: str, sink: BinaryIO | str, *, table_s
                                          else _TextReader("," if file_format == "csv" else "\t", file_format == "csv"))
     conversion = _Conversion(table_schema, drop_filtered)
     with _Output(sink, row_group_rows) as output, ThreadPoolExecutor(1, "convert-parse") as parser:
-        blocks = reader.blocks(source, block_size)
-        parsing = deque(parser.submit(next, blocks, None) for _ in range(_AHEAD))
-        while (block := parsing.popleft().result()) is not None:
-            parsing.append(parser.submit(next, blocks, None))  # the next slices parse while this one is typed
-            output.add(conversion.typed(block))
+        tables = (conversion.typed(block) for block in reader.blocks(source, block_size))
+        parsing = deque(parser.submit(next, tables, None) for _ in range(_AHEAD))
+        while (table := parsing.popleft().result()) is not None:
+            parsing.append(parser.submit(next, tables, None))  # the next slices parse while this one is written
+            output.add(table)
         bytes_written = output.finish(conversion.columns.schema())
     return conversion.result(bytes_written)
 

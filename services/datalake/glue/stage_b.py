@@ -82,6 +82,9 @@ class StageB:
             except (pa.ArrowInvalid, ValueError) as unreadable:
                 self._quarantine_file(item, stem, f"{type(unreadable).__name__}: {unreadable}")
                 return
+            if converted.rows_rejected and not converted.rows_written:  # nothing of it fits: the file is wrong
+                self._quarantine_file(item, stem, f"no row could be read: {converted.rejected[0].reason}")
+                return
             path = "".join(f"{k}={v}/" for k, v in partition.items())
             self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
         if converted.rows_rejected:
