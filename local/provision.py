@@ -283,6 +283,12 @@ def _glue_job(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     return {"Ref": job["Name"]}
 
 
+def _lake_location(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"ResourceArn", "UseServiceLinkedRole"})
+    c("lakeformation").register_resource(ResourceArn=p["ResourceArn"], UseServiceLinkedRole=p["UseServiceLinkedRole"])
+    return {"Ref": name}
+
+
 def _schedule_group(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     p = _take(p, {"Name"})
     arn = c("scheduler").create_schedule_group(Name=p.get("Name", name))["ScheduleGroupArn"]
@@ -341,6 +347,7 @@ _CREATORS: dict[str, Creator] = {
     "AWS::SecretsManager::Secret": _secret,
     "AWS::Glue::Database": _glue_database,
     "AWS::Glue::Job": _glue_job,
+    "AWS::LakeFormation::Resource": _lake_location,
     "AWS::Scheduler::ScheduleGroup": _schedule_group,
     "AWS::IAM::Role": _iam_role,
     "AWS::StepFunctions::StateMachine": _state_machine,

@@ -106,6 +106,19 @@ def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_p
     assert missing.returncode == 1 and "customer_id: expected an onboarded tenant" in missing.stdout
 
 
+def test_lake_commands_query_and_redrive(local_up: LocalUp) -> None:
+    at = ("--endpoints", str(local_up.endpoints_file))
+    shown = _amci("lake", "query", "SELECT 1 AS one, 'x' AS letter", *at)
+    as_json = _amci("lake", "query", "SELECT 1 AS one, NULL AS nothing", "--json", *at)
+    failed = _amci("lake", "query", "SELECT * FROM no_such_table", *at)
+    redriven = _amci("lake", "redrive", "--stage", "a", "--json", *at)
+
+    assert shown.returncode == 0 and "letter" in shown.stdout and "1 rows" in shown.stdout, shown.stdout
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == [{"one": "1", "nothing": None}]
+    assert failed.returncode == 1 and "The query failed" in failed.stdout and "no_such_table" in failed.stdout
+    assert redriven.returncode == 0 and json.loads(redriven.stdout)["details"] == {"stage": "a", "redriven": 0}
+
+
 def test_tenant_commands_say_what_to_do_without_a_running_platform(tmp_path: Path) -> None:
     result = _amci("tenant", "list", "--endpoints", str(tmp_path / "none.json"))
 

@@ -173,6 +173,11 @@ def _check_glue_job(p: dict, created: dict) -> None:
     assert job["DefaultArguments"] == p["DefaultArguments"]
 
 
+def _check_lake_location(p: dict, created: dict) -> None:
+    found = aws.client("lakeformation").describe_resource(ResourceArn=p["ResourceArn"])["ResourceInfo"]
+    assert found["ResourceArn"] == p["ResourceArn"]
+
+
 def _check_glue_database(p: dict, created: dict) -> None:
     database = aws.client("glue").get_database(Name=p["DatabaseInput"]["Name"])["Database"]
     assert database["Description"] == p["DatabaseInput"]["Description"]
@@ -212,6 +217,7 @@ _CHECKS: dict[str, Callable[[dict, dict], None]] = {
     "AWS::SecretsManager::Secret": _check_secret,
     "AWS::Glue::Database": _check_glue_database,
     "AWS::Glue::Job": _check_glue_job,
+    "AWS::LakeFormation::Resource": _check_lake_location,
     "AWS::Scheduler::ScheduleGroup": _check_schedule_group,
     "AWS::IAM::Role": _check_role,
     "AWS::StepFunctions::StateMachine": _check_state_machine,
