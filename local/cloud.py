@@ -10,7 +10,7 @@ Pieces, in the order :meth:`LocalCloud.start` assembles them:
 5. event sources: an SQS poller per ``on_sqs_message`` (``local/sqs.py``), the scheduler for ``@app.schedule``
    and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
    (``local/athena.py``); stacks created through the CloudFormation API made to apply what moto skips
-   (``local/cloudformation.py``); DynamoDB calls serialised, as moto's backend needs (``local/dynamodb.py``);
+   (``local/cloudformation.py``); DynamoDB and Secrets Manager calls serialised, as moto needs (``local/serial.py``);
 6. the Amazon API sandbox (``local/sandbox/``), which every function reaches through ``AMAZON_API_ENDPOINTS``,
    and whose demo credentials fill the default credential secret;
 7. ``.local/endpoints.json`` for other processes.
@@ -37,12 +37,12 @@ from local import environ
 from local.apps import LoadedApp, load_app
 from local.athena import AthenaOnDuckDB
 from local.cloudformation import CloudFormationPatch
-from local.dynamodb import SerialDynamoDb
 from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
 from local.sandbox import Sandbox
 from local.scheduler import Clock, Scheduler, SchedulerSchedules, SystemClock, scheduled_event
+from local.serial import SerialCalls
 from local.sqs import EventSource, SqsPoller
 from shared import aws
 from shared.amazon.regions import Endpoints
@@ -249,8 +249,8 @@ class LocalCloud:
         self.athena.install()
         self.cloudformation = CloudFormationPatch()
         self.cloudformation.install()
-        self.dynamodb = SerialDynamoDb()
-        self.dynamodb.install()
+        self.serial_calls = SerialCalls()
+        self.serial_calls.install()
         for poller in self.pollers:
             poller.start()
         self.scheduler.start()
@@ -263,7 +263,7 @@ class LocalCloud:
         self.glue.uninstall()
         self.athena.uninstall()
         self.cloudformation.uninstall()
-        self.dynamodb.uninstall()
+        self.serial_calls.uninstall()
 
     def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:
         queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]

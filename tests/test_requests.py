@@ -108,7 +108,8 @@ def test_a_malformed_request_is_answered_with_what_is_wrong_and_kept(
 @pytest.mark.parametrize(("body", "expected"), [
     ("this is not JSON", "(message): expected a JSON object"),
     (json.dumps(["diagnose"]), "(message): expected a JSON object"),
-    (json.dumps({"requestType": "launchRocket"}), 'requestType: expected one of diagnose (got "launchRocket")'),
+    (json.dumps({"requestType": "launchRocket"}),
+     'requestType: expected one of diagnose, listDatasets, redrive, registerDataset (got "launchRocket")'),
     (json.dumps({"repeat": 1}), "requestType: expected one of diagnose"),
 ])
 def test_requests_that_are_not_requests_are_answered_too(cloud: LocalCloud, inbox: Inbox, body: str,

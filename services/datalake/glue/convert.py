@@ -9,7 +9,9 @@ on one bad value. Here, a file of any size streams through in memory bounded by 
 
 Reading
     The bytes are cut into slices of about ``block_size``, each ending at a newline, and each is parsed on its own.
-    A parse thread reads and parses the next slice while this one is typed, and a writer thread encodes Parquet.
+    A parse thread reads, parses and types the next slice while the caller's thread writes the rows before it. What is
+    held at once is one row group, the slice being parsed and the slice typed ahead, so memory depends on
+    ``block_size`` and ``row_group_rows``, never on the file's size.
 
     * CSV: ``pyarrow.csv.read_csv`` (multi-threaded) parses each slice. ``open_csv`` is not used: it reads 32 blocks
       ahead and parses serially. The first line is the header. RFC 4180 quoting is honoured: a quoted field may hold
@@ -93,9 +95,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -112,9 +113,8 @@ TIMESTAMP = pa.timestamp("ms", tz="UTC")  # Athena's precision; values are insta
 JSON_BLOCK_SIZE = 2 * 2**20  # read_json's block within a slice (perf.md: 2 MiB)
 
 _INSTANT = pa.timestamp("us", tz="UTC")  # timestamps are parsed at this precision, then truncated to the column's
-_AHEAD = int(os.environ.get("AHEAD", "1"))
-_SYNC = os.environ.get("SYNC") == "1"
 _MAX_TEXT = 200  # a rejected value or row is kept up to this many characters
+_BOM = b"\xef\xbb\xbf"
 
 # Name rules (on the name with camelCase split, normalised): the AWS Solution's Glue job's overrides.
 _TEXT_NAME = re.compile(r"(^|_)(id|asin)$")
@@ -225,11 +225,12 @@ def convert(source: BinaryIO, file_format: str, sink: BinaryIO | str, *, table_s
                                          else _TextReader("," if file_format == "csv" else "\t", file_format == "csv"))
     conversion = _Conversion(table_schema, drop_filtered)
     with _Output(sink, row_group_rows) as output, ThreadPoolExecutor(1, "convert-parse") as parser:
-        tables = (conversion.typed(block) for block in reader.blocks(source, block_size))
-        parsing = deque(parser.submit(next, tables, None) for _ in range(_AHEAD))
-        while (table := parsing.popleft().result()) is not None:
-            parsing.append(parser.submit(next, tables, None))  # the next slices parse while this one is written
+        tables = _typed(conversion, reader.blocks(source, block_size))
+        parsing = parser.submit(next, tables, None)
+        while (table := parsing.result()) is not None:
+            parsing = parser.submit(next, tables, None)  # the next slice is parsed and typed meanwhile
             output.add(table)
+            del table
         bytes_written = output.finish(conversion.columns.schema())
     return conversion.result(bytes_written)
 
@@ -259,40 +260,61 @@ class _Block:
         return self.first + position
 
 
+def _typed(conversion: _Conversion, blocks: Iterator[_Block]) -> Iterator[pa.Table]:
+    for block in blocks:
+        table = conversion.typed(block)
+        del block  # its text is freed before the next slice is parsed
+        yield table
+        del table
+
+
 def _slices(source: BinaryIO, size: int, rest: bytes = b"") -> Iterator[memoryview]:
-    """Slices of at least ``size`` bytes (unless the file ends), each ending at the last newline in them."""
+    """Slices of ``size`` bytes (unless the file ends), each cut after the last newline in them. A slice is read
+    into a buffer of its own: pyarrow parses it in place, and the text it makes is its own copy."""
     while True:
-        buffer = bytearray(rest)
-        while len(buffer) < size:
-            part = source.read(size - len(buffer))
-            if not part:
-                break
-            buffer += part
-        if len(buffer) < size:  # the end of the file
-            if buffer.strip():
-                yield memoryview(buffer)
+        buffer = bytearray(max(size, 2 * len(rest)))  # a line longer than a slice doubles the next one
+        filled = _fill(source, memoryview(buffer), rest)
+        if filled < len(buffer):  # the end of the file
+            if filled:
+                yield memoryview(buffer)[:filled]
             return
         cut = buffer.rfind(b"\n") + 1
-        if cut == 0:  # a line longer than the slice: read on
-            rest = bytes(buffer)
-            size *= 2
-            continue
         rest = bytes(buffer[cut:])
-        yield memoryview(buffer)[:cut]
+        if cut:
+            yield memoryview(buffer)[:cut]
+        del buffer
+
+
+def _fill(source: BinaryIO, view: memoryview, rest: bytes) -> int:
+    """Fill ``view`` with ``rest`` then the source's next bytes; returns how many (fewer at the end of the file)."""
+    view[:len(rest)] = rest
+    filled = len(rest)
+    readinto = getattr(source, "readinto", None)
+    while filled < len(view):
+        if readinto is not None:
+            count = readinto(view[filled:])
+        else:
+            part = source.read(len(view) - filled)
+            count = len(part)
+            view[filled:filled + count] = part
+        if not count:
+            break
+        filled += count
+    return filled
 
 
 def _first_line(source: BinaryIO, size: int) -> tuple[bytes | None, bytes]:
     """The header line (without its newline and any BOM) and the bytes read after it; None for an empty file."""
     data = b""
     while b"\n" not in data:
-        part = source.read(size)
+        part = source.read(min(size, 2**20))
         if not part:
             break
         data += part
     if not data.strip():
         return None, b""
     line, _, rest = data.partition(b"\n")
-    return line.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r"), rest
+    return line.removeprefix(_BOM).rstrip(b"\r"), rest
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -324,8 +346,12 @@ class _TextReader:
         first = 1
         for data in _slices(source, size, rest):
             block = self._block(data, first)
+            del data
             first += block.count
             yield block
+            del block
+        if first == 1:  # a header alone still names the columns
+            yield _Block({name: pa.chunked_array([], pa.string()) for name in self.names}, 0, 1)
 
     def _block(self, data: memoryview, first: int) -> _Block:
         table, malformed = self._parse(data)
@@ -367,11 +393,14 @@ class _JsonReader:
         self.hint: dict[str, Any] = {}  # field -> type, or a dict for an object
 
     def blocks(self, source: BinaryIO, size: int) -> Iterator[_Block]:
+        start = source.read(len(_BOM))
         first = 1
-        for data in _slices(source, size):
+        for data in _slices(source, size, b"" if start == _BOM else start):
             block = self._block(data, first)
+            del data
             first += block.count
             yield block
+            del block
 
     def _block(self, data: memoryview, first: int) -> _Block:
         try:
@@ -395,7 +424,7 @@ def _json_table(data: memoryview, hint: dict[str, Any]) -> pa.Table:
     if _has_timestamp(table.schema):
         local = _copy(hint)
         _learn(local, table.schema)
-        table = _read_json(data, local)
+        table = _read_json(data, local).select(table.column_names)  # in the order first seen
     return table
 
 
@@ -491,8 +520,10 @@ def _flatten(value: dict[str, Any], prefix: str, out: dict[str, str | None]) -> 
             _put(out, name, item)
         elif isinstance(item, bool):
             _put(out, name, "true" if item else "false")
-        elif isinstance(item, int | float):
-            _put(out, name, repr(item))
+        elif isinstance(item, int):
+            _put(out, name, str(item))
+        elif isinstance(item, float):  # as Arrow writes a double: 1.0 is "1"
+            _put(out, name, repr(item).removesuffix(".0"))
         else:
             _put(out, name, _json_text(item))
 
@@ -602,8 +633,7 @@ def _parse_timestamp(text: Any, target: pa.DataType) -> tuple[Any, Any]:
 _PARSERS: dict[int, Callable[[Any, pa.DataType], tuple[Any, Any]]] = {
     **{t.id: _parse_integer for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
                                        pa.uint32(), pa.uint64())},
-    **{t.id: _parse_number for t in (pa.float16(), pa.float32(), pa.float64(), pa.decimal128(1, 0),
-                                      pa.decimal256(1, 0))},
+    **{t.id: _parse_number for t in (pa.float32(), pa.float64(), pa.decimal128(1, 0), pa.decimal256(1, 0))},
     pa.bool_().id: _parse_bool,
     pa.date32().id: _parse_date,
     pa.date64().id: _parse_date,
@@ -624,7 +654,7 @@ class _Columns:
     """The output's columns: the table's (its order, its types), then the file's new ones in first-seen order."""
 
     def __init__(self, table_schema: pa.Schema | None) -> None:
-        self.fields: list[pa.Field] = list(table_schema or [])
+        self.fields = [pa.field(f.name, f.type) for f in table_schema or []]  # nullable, whatever the table says
         self.table: dict[str, int] = {}
         for index, field_ in enumerate(self.fields):
             self.table.setdefault(normalise_name(field_.name), index)
@@ -760,8 +790,9 @@ def _as_text(value: Any) -> str:
 class _Output:
     """Row groups of exactly ``rows`` rows, into a temporary file that becomes the sink once the conversion succeeds.
 
-    Rows are held here until a group is full. The group is then encoded on the writer's thread while the next one
-    fills, so at most two groups are held, whatever the file's size."""
+    Rows are held here until a group is full, then encoded while the parse thread prepares one more slice: one group
+    is held, whatever the file's size. (Encoding on a thread of its own, while the next group fills, was measured: it
+    holds two groups at 1 GB, against one and a half at 100 MB, for little speed on two cores.)"""
 
     def __init__(self, sink: BinaryIO | str, rows: int) -> None:
         self.sink, self.rows = sink, rows
@@ -772,22 +803,19 @@ class _Output:
         self.writer: pq.ParquetWriter | None = None
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
-        self.encoder = ThreadPoolExecutor(1, "convert-write")
-        self.encoding: Future[None] | None = None
 
     def __enter__(self) -> _Output:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.encoder.shutdown()
         if self.writer is not None:
             self.writer.close()
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
 
     def add(self, table: pa.Table) -> None:
-        """Hold ``table`` (whose schema extends the last one's) and hand every full row group to the encoder."""
+        """Hold ``table`` (whose schema extends the last one's) and write every full row group."""
         if table.schema != self.schema:
             self._widen(table.schema)
         if table.num_rows:
@@ -802,7 +830,6 @@ class _Output:
             self._widen(schema)
         if self.pending_rows:
             self._write(self.pending_rows)
-        self._wait()
         self._writer().close()
         self.writer = None
         size = os.path.getsize(self.path)
@@ -822,23 +849,13 @@ class _Output:
         table = pa.concat_tables(self.pending)
         rest = table.slice(count)
         self.pending, self.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
-        self._wait()  # the previous group is written before this one starts
-        if _SYNC:
-            self._encode(table.slice(0, count))
-            return
-        self.encoding = self.encoder.submit(self._encode, table.slice(0, count))
+        self._encode(table.slice(0, count))
 
     def _encode(self, group: pa.Table) -> None:
         self._writer().write_table(group, row_group_size=group.num_rows)
 
-    def _wait(self) -> None:
-        encoding, self.encoding = self.encoding, None
-        if encoding is not None:
-            encoding.result()
-
     def _widen(self, schema: pa.Schema) -> None:
         """A column first seen now: the held tables get it as nulls, and so does every row group already written."""
-        self._wait()
         self.schema = schema
         self.pending = [_widened(table, schema) for table in self.pending]
         if self.writer is None:
