@@ -13,6 +13,7 @@ Every step is idempotent: pre-stage names are the source's, a replay writes the 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.s3.transfer import TransferConfig
 
 from chalicelib import stage_a
 from chalicelib.datasets import Dataset, Registry
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 PENDING, CLAIMED = "PENDING", "CLAIMED"
 MAX_ATTEMPTS = 3
 HISTORY_S = 90 * 24 * 3600  # object and run records expire after this
-_FAILED_RUN = ("FAILED", "ERROR", "TIMEOUT", "STOPPED")
+UPLOAD_PART = 8 * 1024 * 1024
+_FAILED_RUN = ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED", "NOT_STARTED")
 _UNSTARTED_S = 300  # a claim whose run never started is released after this
 
 
@@ -131,11 +134,15 @@ def _stage(pre: stage_a.PreStaged, dataset: Dataset, message: dict[str, Any], so
            s3: Any, pipeline: Any) -> str:
     key = pre.key(dataset.team, dataset.name)
     metadata = {**pre.metadata, "source": source.uri, "source-version": source.version_id}
-    s3.upload_fileobj(_Stream(pre.chunks), lake.stage_bucket, key, ExtraArgs={"Metadata": _ascii(metadata)})
+    # Buffered in parts: s3transfer then uploads part by part (a raw stream's short reads would make it read all).
+    stream = io.BufferedReader(_Stream(pre.chunks), buffer_size=UPLOAD_PART)
+    s3.upload_fileobj(stream, lake.stage_bucket, key, ExtraArgs={"Metadata": _ascii(metadata)},
+                      Config=TransferConfig(multipart_chunksize=UPLOAD_PART))
     pipeline.put_item(Item={
         "dataset": dataset.key, "itemId": f"pending#{key}", "status": PENDING, "preStageKey": key, "table": pre.table,
-        "partition": pre.partition, "format": pre.file_format, "database": message["database"],
-        "source": source.uri, "enqueuedAt": int(time.time()), "attempts": 0})
+        "partition": [[k, v] for k, v in pre.partition.items()],  # a list: DynamoDB maps keep no order
+        "format": pre.file_format, "database": message["database"], "source": source.uri,
+        "enqueuedAt": int(time.time()), "staging": uuid.uuid4().hex, "attempts": 0})
     return key
 
 
@@ -153,26 +160,46 @@ def _record_object(pipeline: Any, dataset: Dataset, source: stage_a.Source, stat
 
 
 def batch(lake: Lake, registry: Registry, pipeline: Any, glue: Any, now: float | None = None) -> list[str]:
-    """Start the stage B runs that are due; returns their run ids."""
+    """Start the stage B runs that are due, one at a time per dataset (so runs of a dataset never widen a table
+    concurrently); returns their run ids."""
     now = time.time() if now is None else now
     started = []
     for dataset in registry.all():
         items = list(_pending(pipeline, dataset.key))
         _release_failed(lake, dataset, items, pipeline, glue, now)
-        ready = [i for i in items if i["status"] == PENDING]
+        if any(i["status"] == CLAIMED for i in items):
+            continue  # a run of this dataset is under way
+        ready = sorted((i for i in items if i["status"] == PENDING), key=lambda i: int(i["enqueuedAt"]))
         if not ready or (len(ready) < dataset.min_items
-                         and now - min(int(i["enqueuedAt"]) for i in ready) < dataset.max_wait_s):
+                         and now - int(ready[0]["enqueuedAt"]) < dataset.max_wait_s):
             continue
         run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         claimed = [i for i in ready[:dataset.max_items] if _claim(pipeline, i, run_id, now)]
-        if claimed:
-            run = glue.start_job_run(JobName=lake.stage_b_job, Arguments={"--dataset": dataset.key,
-                                                                          "--run_id": run_id})
-            pipeline.put_item(Item={"dataset": dataset.key, "itemId": f"run#{run_id}", "status": "STARTED",
-                                    "jobRunId": run["JobRunId"], "files": len(claimed), "startedAt": int(now),
-                                    "expiresAt": int(now) + HISTORY_S})
+        if claimed and _start(lake, dataset, run_id, claimed, pipeline, glue, now):
             started.append(run_id)
     return started
+
+
+def _start(lake: Lake, dataset: Dataset, run_id: str, claimed: list[dict[str, Any]], pipeline: Any, glue: Any,
+           now: float) -> bool:
+    """Start the run (its record first, so a lost start is seen as one); a refused start frees its files at once."""
+    key = {"dataset": dataset.key, "itemId": f"run#{run_id}"}
+    pipeline.put_item(Item={**key, "status": "STARTING", "files": len(claimed), "startedAt": int(now),
+                            "expiresAt": int(now) + HISTORY_S})
+    try:
+        run = glue.start_job_run(JobName=lake.stage_b_job, Arguments={"--dataset": dataset.key, "--run_id": run_id})
+    except Exception as refused:
+        log.warning("stage B run not started", extra={"dataset": dataset.key, "error": str(refused)})
+        for item in claimed:
+            _release(pipeline, item, run_id, int(item.get("attempts", 0)))
+        pipeline.update_item(Key=key, UpdateExpression="SET #s = :failed, reason = :why",
+                             ExpressionAttributeNames={"#s": "status"},
+                             ExpressionAttributeValues={":failed": "NOT_STARTED", ":why": str(refused)[:500]})
+        return False
+    pipeline.update_item(Key=key, UpdateExpression="SET #s = :started, jobRunId = :run",
+                         ExpressionAttributeNames={"#s": "status"},
+                         ExpressionAttributeValues={":started": "STARTED", ":run": run["JobRunId"]})
+    return True
 
 
 def _pending(pipeline: Any, dataset: str) -> Iterator[dict[str, Any]]:
@@ -199,30 +226,45 @@ def _claim(pipeline: Any, item: dict[str, Any], run_id: str, now: float) -> bool
 
 def _release_failed(lake: Lake, dataset: Dataset, items: list[dict[str, Any]], pipeline: Any, glue: Any,
                     now: float) -> None:
-    """Claims of runs that failed (or never started) go back to PENDING; the file a run failed on counts an
-    attempt, and one out of attempts goes to the stage B DLQ with the reason."""
+    """Claims of runs that failed (or never started) go back to PENDING. The file a run failed on counts an
+    attempt (every file of a run that failed before its first, as at start-up); one out of attempts goes to the
+    stage B DLQ with the reason."""
     for run_id in {i["runId"] for i in items if i["status"] == CLAIMED}:
         state, reason = _run_state(pipeline, glue, lake, dataset.key, run_id, now)
         if state not in _FAILED_RUN:
             continue
-        for item in (i for i in items if i["status"] == CLAIMED and i["runId"] == run_id):
-            culprit = item.get("processingRun") == run_id
-            attempts = int(item.get("attempts", 0)) + (1 if culprit else 0)
+        held = [i for i in items if i["status"] == CLAIMED and i["runId"] == run_id]
+        marked = any(i.get("processingRun") == run_id for i in held)
+        for item in held:
+            attempts = int(item.get("attempts", 0)) + (1 if not marked or item.get("processingRun") == run_id else 0)
             if attempts >= MAX_ATTEMPTS:
                 _dead_letter(lake, item, f"stage B failed {attempts} times: {reason}")
                 pipeline.delete_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]})
-                continue
-            pipeline.update_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]},
-                                 UpdateExpression="SET #s = :pending, attempts = :attempts REMOVE runId",
-                                 ExpressionAttributeNames={"#s": "status"},
-                                 ExpressionAttributeValues={":pending": PENDING, ":attempts": attempts})
+            else:
+                _release(pipeline, item, run_id, attempts)
             item["status"] = PENDING
+        pipeline.update_item(Key={"dataset": dataset.key, "itemId": f"run#{run_id}"},
+                             UpdateExpression="SET #s = :state, reason = :why",
+                             ExpressionAttributeNames={"#s": "status"},
+                             ExpressionAttributeValues={":state": state, ":why": reason[:500]})
+
+
+def _release(pipeline: Any, item: dict[str, Any], run_id: str, attempts: int) -> None:
+    """Back to PENDING, if the run still holds it (a stale batcher never frees another run's claim)."""
+    with contextlib.suppress(pipeline.meta.client.exceptions.ConditionalCheckFailedException):
+        pipeline.update_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]},
+                             UpdateExpression="SET #s = :pending, attempts = :attempts REMOVE runId",
+                             ConditionExpression=Attr("status").eq(CLAIMED) & Attr("runId").eq(run_id),
+                             ExpressionAttributeNames={"#s": "status"},
+                             ExpressionAttributeValues={":pending": PENDING, ":attempts": attempts})
 
 
 def _run_state(pipeline: Any, glue: Any, lake: Lake, dataset: str, run_id: str, now: float) -> tuple[str, str]:
     run = pipeline.get_item(Key={"dataset": dataset, "itemId": f"run#{run_id}"}, ConsistentRead=True).get("Item")
-    if run is None:  # claimed, but the run was never started (the batch failed in between)
-        return ("FAILED", "the run was never started") if now - _claimed_at(pipeline, dataset, run_id) > \
+    if run is not None and run["status"] == "NOT_STARTED":
+        return "NOT_STARTED", run.get("reason", "the run was not started")
+    if run is None or "jobRunId" not in run:  # claimed, but the run was never started (the batch died in between)
+        return ("NOT_STARTED", "the run was never started") if now - _claimed_at(pipeline, dataset, run_id) > \
             _UNSTARTED_S else ("STARTING", "")
     found = glue.get_job_run(JobName=lake.stage_b_job, RunId=run["jobRunId"])["JobRun"]
     return found["JobRunState"], found.get("ErrorMessage") or found["JobRunState"]

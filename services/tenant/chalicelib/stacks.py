@@ -61,7 +61,8 @@ def _lake_reads(tenant: Tenant, platform: Platform) -> dict[str, Any]:
     bucket_arn = f"arn:aws:s3:::{tenant.bucket_name}"
     return {"Sid": "AmciDataLakeReads", "Effect": "Allow",
             "Principal": {"AWS": f"arn:aws:iam::{platform.account_id}:root"},
-            "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [bucket_arn, f"{bucket_arn}/*"]}
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
+            "Resource": [bucket_arn, f"{bucket_arn}/*"]}
 
 
 def _template(tenant: Tenant, resources: dict[str, Any]) -> dict[str, Any]:
