@@ -17,10 +17,11 @@ _FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 def normalise_name(name: str) -> str:
-    """A Glue/Athena name: lower case, runs of anything but letters and digits become one ``_``, none at the ends,
-    and a leading digit gets a ``_`` before it (``Sales 14d (USD)`` -> ``sales_14d_usd``, ``1st`` -> ``_1st``)."""
-    cleaned = _NOT_NAME.sub("_", name.lower()).strip("_") or "_"
-    return f"_{cleaned}" if cleaned[0].isdigit() else cleaned
+    """A Glue/Athena name, usable without quoting: lower case, runs of anything but letters and digits become one
+    ``_``, none at the ends, and a leading digit gets a ``_`` before it (``Sales 14d (USD)`` -> ``sales_14d_usd``,
+    ``1st`` -> ``_1st``). May return "" (a name of punctuation only): callers name such columns themselves."""
+    cleaned = _NOT_NAME.sub("_", name.lower()).strip("_")
+    return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
 
 
 class QueryFailed(Exception):

@@ -92,8 +92,9 @@ def test_duplicate_events_and_a_replay_add_no_rows(cloud: LocalCloud, inbox: Inb
     key = "workflow=daily/schedule=adhoc/2026-11-27T05:00:00.000Z-daily.csv"
     source = put(bucket, key, AMC_CSV)
     processed(cloud, "adtech-amc", source)
-    put(bucket, key, AMC_CSV)  # the same result delivered again (a new version of the same key)
-    wait_until(lambda: len(_file_records(cloud, "adtech-amc", source)) >= 1 and not _pending(cloud, source), 60)
+    second = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=AMC_CSV)  # delivered again: a new version
+    wait_until(lambda: _object_records(cloud, "adtech-amc", f"{source}#{second['VersionId']}"), 60)
+    wait_until(lambda: not _pending(cloud, source), 60)
 
     count = sql(cloud, "SELECT COUNT(*) AS n FROM daily_adhoc", database)
     assert count == [{"n": "2"}]
@@ -139,6 +140,8 @@ def test_a_custom_dataset_needs_no_change_to_the_lake(cloud: LocalCloud, inbox: 
                     {"station": "berlin", "day": "2026-11-26", "temperature_c": "10.0", "rain_mm": None}]
     objects = wait_until(lambda: _object_records(cloud, f"{team}-weather", bad), 30)
     assert objects[0]["status"] == "QUARANTINED" and "expected <team>/weather" in objects[0]["reason"]
+    told = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageA" and bad in n.body["summary"], 30)
+    assert told.attributes["status"] == "REJECTED" and "expected <team>/weather" in told.body["summary"]
 
 
 def _items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
@@ -222,7 +225,7 @@ def test_a_crashed_stage_b_run_leaves_nothing_twice_and_its_dead_letter_is_redri
     def register(min_items: int) -> None:
         note = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": team, "dataset": "weather",
                                               "stageA": "lake_transforms.weather:stage_a", "minItems": min_items,
-                                              "maxWaitSeconds": 86400 if min_items > 1 else 0})
+                                              "maxItems": 1000, "maxWaitSeconds": 86400 if min_items > 1 else 0})
         assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
 
     register(1000)  # files wait: no batch runs yet
@@ -263,3 +266,16 @@ def _dead_letters(cloud: LocalCloud) -> list[dict[str, Any]]:
     url = sqs.get_queue_url(QueueName=cloud.outputs["DatalakeStageBDlq"])["QueueUrl"]
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
+
+
+def test_a_dataset_whose_transform_cannot_run_is_refused(cloud: LocalCloud, inbox: Inbox) -> None:
+    missing = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": "ops", "dataset": "nothing",
+                                             "stageA": "lake_transforms.nowhere:stage_a"})
+    outside = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": "ops", "dataset": "shell",
+                                             "stageA": "os:system"})
+    builtin = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": "adtech", "dataset": "amc",
+                                             "stageA": "lake_transforms.weather:stage_a"})
+
+    assert [n.attributes["status"] for n in (missing, outside, builtin)] == ["REJECTED"] * 3
+    assert "stageA: expected an entry point vendored with the data lake app" in missing.body["summary"]
+    assert "stageA" in outside.body["summary"] and "adtech-amc" in builtin.body["summary"]

@@ -45,7 +45,7 @@ def on_object_event(event: SQSEvent) -> BatchResponse:
 def on_stage_a(event: SQSEvent) -> BatchResponse:
     lake, table = pipeline.Lake.from_env(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"])
     return process_partial_batch(sqs_records(event), lambda record: pipeline.run_stage_a(
-        json.loads(record["body"]), lake, registry(), aws.client("s3"), table))
+        json.loads(record["body"]), lake, registry(), aws.client("s3"), table, service.publisher))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.contracts import Request
 
 NAME = r"^[a-z][a-z0-9_]{1,39}$"  # team and dataset names: parts of Glue database names
-ENTRY_POINT = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+ENTRY_POINT = r"^lake_transforms\.[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"  # the vendored package only
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,14 @@ class RegisterDataset(Request):
     maxItems: int = Field(100, ge=1, le=1000)
     maxWaitSeconds: int = Field(300, ge=0, le=86400)
 
+    @model_validator(mode="after")
+    def _sensible(self) -> RegisterDataset:
+        if self.minItems > self.maxItems:
+            raise ValueError("minItems: at most maxItems")
+        if f"{self.team}-{self.dataset}" in BUILTIN:
+            raise ValueError(f"dataset: a name other than the built-in {self.team}-{self.dataset}")
+        return self
+
 
 class ListDatasets(Request):
     request_type = "listDatasets"
@@ -82,8 +90,6 @@ class Registry:
         return Dataset.from_item(item) if item else None
 
     def put(self, dataset: Dataset) -> None:
-        if dataset.key in BUILTIN:
-            raise ValueError(f"{dataset.key} is built in")
         self._table.put_item(Item=dataset.to_item())
 
     def all(self) -> Iterator[Dataset]:

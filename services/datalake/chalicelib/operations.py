@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from typing import Any, Literal
@@ -11,7 +12,7 @@ from pydantic import Field
 from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, Registry
 from chalicelib.pipeline import PENDING
 from shared import aws
-from shared.contracts import Request
+from shared.contracts import ContractError, FieldError, Request
 from shared.requests import RequestContext
 from shared.service import Service
 from shared.status import PLATFORM_TENANT, Status
@@ -27,6 +28,13 @@ class Redrive(Request):
 
 
 def register(request: RegisterDataset, ctx: RequestContext, service: Service) -> None:
+    """Register after checking that the transform imports here, where it will run."""
+    module, _, function = request.stageA.partition(":")
+    try:
+        callable(getattr(importlib.import_module(module), function))
+    except (ImportError, AttributeError) as missing:
+        raise ContractError(request.request_type, [FieldError(
+            "stageA", "an entry point vendored with the data lake app", f"{request.stageA} ({missing})")]) from None
     dataset = Dataset(request.team, request.dataset, request.stageA, request.minItems, request.maxItems,
                       request.maxWaitSeconds)
     _registry().put(dataset)
@@ -49,7 +57,7 @@ def redrive(request: Redrive, ctx: RequestContext, service: Service) -> None:
     moved = 0
     while moved < request.limit:
         messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=min(10, request.limit - moved),
-                                       WaitTimeSeconds=0).get("Messages", [])
+                                       WaitTimeSeconds=1).get("Messages", [])  # long polling: every server asked
         if not messages:
             break
         for message in messages:

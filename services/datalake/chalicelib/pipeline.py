@@ -33,6 +33,7 @@ from chalicelib.datasets import Dataset, Registry
 from chalicelib.intake import ObjectEvent
 from shared import aws
 from shared.config import require
+from shared.status import PLATFORM_TENANT, Status, StatusMessage, StatusPublisher
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ def send_to_stage_a(event: ObjectEvent, lake: Lake, registry: Registry, tenants:
 # -- stage A --------------------------------------------------------------------------------------------------
 
 
-def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any, pipeline: Any) -> str:
-    """Transform one object; returns what happened (STAGED, SKIPPED or QUARANTINED), recorded on the object."""
+def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any, pipeline: Any,
+                publisher: StatusPublisher) -> str:
+    """Transform one object; returns what happened (STAGED, SKIPPED or QUARANTINED), recorded on the object. A
+    quarantined object stays where it is (nothing is lost); its owner is told why."""
     dataset = registry.get(message["dataset"])
     if dataset is None:
         raise LookupError(f"dataset {message['dataset']} is not registered any more")
@@ -114,7 +117,13 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
     except stage_a.Skipped as skipped:
         return _record_object(pipeline, dataset, source, "SKIPPED", str(skipped))
     except (stage_a.Malformed, ValueError) as malformed:  # a custom transform says so with a ValueError
-        return _record_object(pipeline, dataset, source, "QUARANTINED", f"{type(malformed).__name__}: {malformed}")
+        reason = f"{type(malformed).__name__}: {malformed}"
+        publisher.publish(StatusMessage(
+            service="datalake", request_type="stageA", status=Status.REJECTED,
+            summary=f"{source.uri} was not taken into the lake: {reason}",
+            tenant_id=source.customer_id or PLATFORM_TENANT, request_id=message.get("versionId") or None,
+            details={"dataset": dataset.key, "source": source.uri, "reason": reason}))
+        return _record_object(pipeline, dataset, source, "QUARANTINED", reason)
     return _record_object(pipeline, dataset, source, "STAGED", f"{len(staged)} pre-stage files", staged=staged)
 
 

@@ -36,7 +36,7 @@ from shared.lake import normalise_name
 
 CHUNK = 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024  # a JSON array is spooled to disk beyond this
-EMPTY_AMC_BYTES = 1000  # AMC writes a header line alone when a query returns no rows
+HEAD_BYTES = 64 * 1024  # enough to see a header and a first row (AMC writes a header alone for no rows)
 _AMC_KEY = re.compile(r"^workflow=(?P<workflow>[^/]+)/schedule=(?P<schedule>[^/]+)/(?P<file>[^/]+)$")
 _STAMPED = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}[:-]\d{2}[:-]\d{2}(?:[.-]\d{1,3})?Z)-(?P<base>.+)\.csv$")
 _DATED = re.compile(r"^(?P<stamp>\d{4}-\d{2}-\d{2})-(?P<base>.+)\.csv$")
@@ -103,8 +103,8 @@ def amc_csv(body: IO[bytes], source: Source) -> Iterator[PreStaged]:
     if versioned := _VERSION.match(base):
         base, version = versioned["base"], versioned["n"]
     stamp = re.sub(r"[^0-9A-Za-z]", "", named["stamp"])  # a partition value without ':' or '.'
-    head = body.read(EMPTY_AMC_BYTES)
-    if source.size < EMPTY_AMC_BYTES and head.strip().count(b"\n") == 0:
+    head = body.read(HEAD_BYTES)
+    if len(head) >= source.size and len([line for line in head.splitlines() if line.strip()]) <= 1:
         raise Skipped("an empty result: a header and no rows")
     table = normalise_name("_".join([found["workflow"], found["schedule"], *([f"ver{version}"] if version else [])]))
     yield PreStaged(table, {"tenant": source.customer_id or "unknown", "export_year": named["stamp"][:4],

@@ -1,7 +1,7 @@
 """Stage B of the data lake: one pre-stage file (CSV, TSV or NDJSON) becomes one typed, snappy Parquet file.
 
-This is the data lake's only pyarrow module. It imports nothing from the repository, and it uses no pyarrow API newer
-than 20.0.0, the version Lambda's python3.11 runtime can package.
+This is the data lake's only pyarrow module. From the repository it imports only ``shared.lake`` (names), and it uses
+no pyarrow API newer than 20.0.0, the version Lambda's python3.11 runtime can package.
 
 The AWS Solution's Glue job read each AMC CSV fully into pandas, twice. It wrote filtered rows and failed the whole file
 on one bad value. Here, a file of any size streams through in memory bounded by ``block_size`` and the row group.
@@ -38,7 +38,7 @@ Reading
       the data rows (the header is not a row). Invalid UTF-8 is replaced by U+FFFD.
 
 Names
-    ``normalise_name`` makes a name usable by Glue and Athena:
+    ``normalise_name`` (``shared/lake.py``, the one rule stage A follows too) makes a name usable by Glue and Athena:
     * lower-case;
     * every run of characters other than ``a-z0-9`` becomes one ``_``, so ``Total Cost (USD)`` is ``total_cost_usd``;
     * ``_`` is stripped from both ends;
@@ -107,6 +107,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from shared.lake import normalise_name
+
 FORMATS = ("csv", "tsv", "ndjson")
 MAX_REJECTED = 100  # rejected rows described in Converted.rejected (all are counted)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")  # Athena's precision; values are instants in UTC
@@ -161,13 +163,6 @@ class Converted:
     rejected: list[Rejected]  # at most MAX_REJECTED kept, but `rows_rejected` counts all
     rows_rejected: int
     bytes_written: int
-
-
-def normalise_name(name: str) -> str:
-    """A column name Glue and Athena accept as is, so queries never need quoting: lower-case, every run of other
-    characters than a-z0-9 one ``_``, none at the ends, and ``_`` before a leading digit. May return ""."""
-    name = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    return f"_{name}" if name[:1].isdigit() else name
 
 
 def column_type(name: str, sample: pa.Array | pa.ChunkedArray | None) -> pa.DataType:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from convert import TIMESTAMP, Converted, convert
 
 from shared import aws
 from shared.status import Status, StatusMessage, StatusPublisher
 
 HISTORY_S = 90 * 24 * 3600
+AMC = "adtech-amc"
 _TO_GLUE = {pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "string",
             pa.date32(): "date", TIMESTAMP: "timestamp"}
 _FROM_GLUE = {"bigint": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
@@ -42,11 +43,6 @@ class Run:
     stage_bucket: str
     status_topic_arn: str
 
-    @property
-    def team_and_name(self) -> tuple[str, str]:
-        team, _, name = self.dataset.partition("-")
-        return team, name
-
 
 def main(argv: list[str]) -> None:
     run = Run(**{name: _argument(argv, name) for name in _ARGUMENTS})
@@ -61,8 +57,8 @@ class StageB:
 
     def process(self) -> None:
         for item in self._claimed():
-            self._mark(item)
-            self._file(item)
+            if self._mark(item):
+                self._file(item)
         self.pipeline.update_item(Key={"dataset": self.run.dataset, "itemId": f"run#{self.run.run_id}"},
                                   UpdateExpression="SET #s = :done, finishedAt = :now, totals = :totals",
                                   ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={
@@ -70,29 +66,34 @@ class StageB:
         self._metrics()
 
     def _file(self, item: dict[str, Any]) -> None:
-        key = item["preStageKey"]
-        table, partition = item["table"], dict(item["partition"])
+        key, table = item["preStageKey"], item["table"]
+        partition = {k: v for k, v in item["partition"]}  # stored as pairs: their order is the path's
+        path = "".join(f"{k}={v}/" for k, v in partition.items())
         stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        location = self._table_location(table)
+        location = f"post-stage/{item['database']}/{table}/"  # per database: a tenant's files are its own
         current = _schema(self.glue, item["database"], table)
         body = self.s3.get_object(Bucket=self.run.stage_bucket, Key=key)["Body"]
         with tempfile.NamedTemporaryFile(suffix=".parquet") as out:
             try:
-                converted = convert(body, item["format"], out.name, table_schema=current)
+                converted = convert(body, item["format"], out.name, table_schema=current,
+                                    drop_filtered=self.run.dataset == AMC)  # AMC's privacy flag, no one else's
             except (pa.ArrowInvalid, ValueError) as unreadable:
-                self._quarantine_file(item, stem, f"{type(unreadable).__name__}: {unreadable}")
+                self._quarantine_file(item, f"{type(unreadable).__name__}: {unreadable}")
                 return
             if converted.rows_rejected and not converted.rows_written:  # nothing of it fits: the file is wrong
-                self._quarantine_file(item, stem, f"no row could be read: {converted.rejected[0].reason}")
+                self._quarantine_file(item, f"no row could be read: {converted.rejected[0].reason}")
                 return
-            path = "".join(f"{k}={v}/" for k, v in partition.items())
+            if not converted.rows_written:  # an empty file says nothing of the table's types
+                self._done(item, "EMPTY", converted)
+                return
             self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
         if converted.rows_rejected:
-            self._quarantine_rows(item, stem, converted)
+            self._quarantine_rows(item, converted)
         _catalog(self.glue, item["database"], table, converted.schema, list(partition), current is not None,
                  f"s3://{self.run.stage_bucket}/{location}")
         if partition:
-            _add_partition(self.glue, item["database"], table, partition, f"s3://{self.run.stage_bucket}/{location}{path}")
+            _add_partition(self.glue, item["database"], table, partition,
+                           f"s3://{self.run.stage_bucket}/{location}{path}")
         self._done(item, "PROCESSED", converted)
 
     # -- outcomes ---------------------------------------------------------------------------------------------
@@ -106,7 +107,10 @@ class StageB:
                                     "status": status, "runId": self.run.run_id, "source": item.get("source"),
                                     "table": item["table"], "reason": reason, **counts, "updatedAt": now,
                                     "expiresAt": now + HISTORY_S})
-        self.pipeline.delete_item(Key={"dataset": self.run.dataset, "itemId": item["itemId"]})
+        with contextlib.suppress(self.pipeline.meta.client.exceptions.ConditionalCheckFailedException):
+            # Only the version this run read: a replay staged meanwhile is pending again and stays so.
+            self.pipeline.delete_item(Key={"dataset": self.run.dataset, "itemId": item["itemId"]},
+                                      ConditionExpression=Attr("staging").eq(item.get("staging")))
         self.totals["files"] += 1
         if converted:
             self.totals["rows"] += converted.rows_written
@@ -114,9 +118,8 @@ class StageB:
             self.totals["filtered"] += converted.rows_filtered
             self.totals["rejected"] += converted.rows_rejected
 
-    def _quarantine_file(self, item: dict[str, Any], stem: str, reason: str) -> None:
-        team, name = self.run.team_and_name
-        target = f"quarantine/{team}/{name}/{item['table']}/{stem}.{item['format']}"
+    def _quarantine_file(self, item: dict[str, Any], reason: str) -> None:
+        target = _quarantine_key(item["preStageKey"])
         self.s3.copy_object(Bucket=self.run.stage_bucket, Key=target, MetadataDirective="REPLACE",
                             CopySource={"Bucket": self.run.stage_bucket, "Key": item["preStageKey"]},
                             Metadata={"reason": reason.encode("ascii", "replace").decode()[:1500]})
@@ -125,9 +128,8 @@ class StageB:
                      {"quarantine": f"s3://{self.run.stage_bucket}/{target}", "reason": reason})
         self._done(item, "QUARANTINED", None, reason)
 
-    def _quarantine_rows(self, item: dict[str, Any], stem: str, converted: Converted) -> None:
-        team, name = self.run.team_and_name
-        target = f"quarantine/{team}/{name}/{item['table']}/{stem}.rejected.ndjson"
+    def _quarantine_rows(self, item: dict[str, Any], converted: Converted) -> None:
+        target = _quarantine_key(item["preStageKey"]).rsplit(".", 1)[0] + ".rejected.ndjson"
         lines = "".join(json.dumps({"row": r.row, "column": r.column, "value": r.value, "reason": r.reason}) + "\n"
                         for r in converted.rejected)
         self.s3.put_object(Bucket=self.run.stage_bucket, Key=target, Body=lines.encode())
@@ -137,7 +139,7 @@ class StageB:
                                                "rowsRejected": converted.rows_rejected})
 
     def _notify(self, item: dict[str, Any], summary: str, details: dict[str, Any]) -> None:
-        tenant = dict(item["partition"]).get("tenant")
+        tenant = {k: v for k, v in item["partition"]}.get("tenant")
         self.publisher.publish(StatusMessage(
             service="datalake", request_type="stageB", status=Status.REJECTED, summary=summary,
             **({"tenant_id": tenant} if tenant else {}), request_id=self.run.run_id,
@@ -156,15 +158,17 @@ class StageB:
                 return sorted(items, key=lambda i: i["itemId"])
             args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _mark(self, item: dict[str, Any]) -> None:
-        """Note the file this run works on: if the run dies, that file (alone) counts an attempt."""
-        self.pipeline.update_item(Key={"dataset": self.run.dataset, "itemId": item["itemId"]},
-                                  UpdateExpression="SET processingRun = :run",
-                                  ExpressionAttributeValues={":run": self.run.run_id})
-
-    def _table_location(self, table: str) -> str:
-        team, name = self.run.team_and_name
-        return f"post-stage/{team}/{name}/{table}/"
+    def _mark(self, item: dict[str, Any]) -> bool:
+        """Note the file this run works on (if the run dies, that file alone counts an attempt); False when the
+        file is no longer this run's (released meanwhile)."""
+        try:
+            self.pipeline.update_item(Key={"dataset": self.run.dataset, "itemId": item["itemId"]},
+                                      UpdateExpression="SET processingRun = :run",
+                                      ConditionExpression=Attr("runId").eq(self.run.run_id),
+                                      ExpressionAttributeValues={":run": self.run.run_id})
+        except self.pipeline.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def _metrics(self) -> None:
         dimensions = [{"Name": "Dataset", "Value": self.run.dataset}]
@@ -218,9 +222,18 @@ def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_
 
 
 def _add_partition(glue: Any, database: str, table: str, partition: dict[str, str], location: str) -> None:
-    glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=[{
+    """Add the partition; one that exists is fine (a replay), any other refusal is an error."""
+    answer = glue.batch_create_partition(DatabaseName=database, TableName=table, PartitionInputList=[{
         "Values": list(partition.values()), "StorageDescriptor": {"Location": location, **_PARQUET}}])
-    # an existing partition is reported in the answer's Errors, not raised: adding it again is harmless
+    refused = [e["ErrorDetail"] for e in answer.get("Errors", [])
+               if e["ErrorDetail"].get("ErrorCode") != "AlreadyExistsException"]
+    if refused:
+        raise RuntimeError(f"partition {partition} of {database}.{table} refused: {refused}")
+
+
+def _quarantine_key(pre_stage_key: str) -> str:
+    """Where a pre-stage file's quarantined content goes: the same path (tenant, partition) under quarantine/."""
+    return "quarantine/" + pre_stage_key.removeprefix("pre-stage/")
 
 
 _PARQUET = {"InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
