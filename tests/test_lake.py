@@ -279,3 +279,15 @@ def test_a_dataset_whose_transform_cannot_run_is_refused(cloud: LocalCloud, inbo
     assert [n.attributes["status"] for n in (missing, outside, builtin)] == ["REJECTED"] * 3
     assert "stageA: expected an entry point vendored with the data lake app" in missing.body["summary"]
     assert "stageA" in outside.body["summary"] and "adtech-amc" in builtin.body["summary"]
+
+
+def test_a_report_cut_short_is_quarantined_with_its_reason(cloud: LocalCloud, inbox: Inbox) -> None:
+    whole = gzip.compress(json.dumps([{"campaignId": str(n), "cost": n / 10} for n in range(5000)]).encode())
+    source = put(cloud.outputs["ReportsBucket"], f"adtech/ads_report/cut{uuid.uuid4().hex[:6]}/report_date=2026-11-01/"
+                 "report-1.json.gz", whole[: len(whole) // 2])
+
+    objects = wait_until(lambda: _object_records(cloud, "adtech-ads_report", source), 60)
+    told = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageA" and source in n.body["summary"], 30)
+
+    assert objects[0]["status"] == "QUARANTINED" and "cut short" in objects[0]["reason"]
+    assert told.attributes["status"] == "REJECTED"

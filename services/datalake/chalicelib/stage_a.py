@@ -174,15 +174,23 @@ def _content(body: IO[bytes], file_name: str) -> Iterator[bytes]:
 
 
 def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    inflate = zlib.decompressobj(wbits=31)
+    """Gunzip in bounded steps; several members one after another (as ``cat a.gz b.gz``) are one content, and a
+    file cut short is refused rather than staged in part."""
+    inflate, fed = zlib.decompressobj(wbits=31), False
     try:
         for chunk in chunks:
             while chunk:
+                fed = True
                 yield inflate.decompress(chunk, CHUNK)
-                chunk = inflate.unconsumed_tail
+                if inflate.eof:  # a member ended: what follows, if anything, is the next member
+                    chunk, inflate, fed = inflate.unused_data, zlib.decompressobj(wbits=31), False
+                else:
+                    chunk = inflate.unconsumed_tail
         yield inflate.flush()
     except zlib.error as exc:
         raise Malformed(f"not a valid gzip file: {exc}") from None
+    if fed and not inflate.eof:
+        raise Malformed("a gzip file cut short")
 
 
 def _json_array_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
