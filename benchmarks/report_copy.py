@@ -32,7 +32,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -45,6 +44,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.measure import machine, span, status_kb  # noqa: E402  (after the path)
+
 ADS_SERVICE = "ads_reporting"
 ADS_APP = ROOT / "services" / ADS_SERVICE
 ADS_FUNCTION = "report_download"  # the state machine's download task
@@ -133,7 +135,7 @@ def child(method: str, url: str, bucket: str, key: str, concurrency: str) -> Non
     s3 = aws.client("s3")
     session = requests.Session()
     s3.head_bucket(Bucket=bucket)  # botocore loads its S3 model and endpoint rules on the first call
-    baseline_kb = _status_kb("VmRSS")
+    baseline_kb = status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
     started = time.perf_counter()
     if method.startswith("stream"):
@@ -145,7 +147,7 @@ def child(method: str, url: str, bucket: str, key: str, concurrency: str) -> Non
             body = gzip.decompress(body)
         s3.upload_fileobj(io.BytesIO(body), bucket, key)
     seconds = time.perf_counter() - started
-    peak_kb = _status_kb("VmHWM")
+    peak_kb = status_kb("VmHWM")
     print(json.dumps({"seconds": seconds, "baseline_mb": baseline_kb / 1024,
                       "peak_mb": (peak_kb - baseline_kb) / 1024}))
 
@@ -164,22 +166,15 @@ def child_task(state_json: str, bucket: str, function_json: str) -> None:
     aws.client("s3").head_bucket(Bucket=bucket)  # as the other methods: S3's model and endpoint rules loaded
     record = app.reports.records.job(ADS_SERVICE, state["requestId"])  # a warm container: DynamoDB loaded...
     accounts.tokens(json.loads(record["request"]).get("authId")).access_token()  # ...and a token held
-    baseline_kb = _status_kb("VmRSS")
+    baseline_kb = status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
     context = LambdaContext(function["name"], function["memory_mb"], max_runtime_ms=function["timeout_s"] * 1000)
     started = time.perf_counter()
     result = app.report_download(state, context)
     seconds = time.perf_counter() - started
-    peak_kb = _status_kb("VmHWM")
+    peak_kb = status_kb("VmHWM")
     print(json.dumps({"seconds": seconds, "baseline_mb": baseline_kb / 1024, "peak_mb": (peak_kb - baseline_kb) / 1024,
                       "s3Uri": result["s3Uri"], "size": result["size"], "outcome": result["outcome"]}))
-
-
-def _status_kb(field: str) -> int:
-    """A figure of /proc/self/status: VmHWM is the peak RSS of this process's own address space.
-    (``ru_maxrss`` would not do: Linux carries the parent's peak into a child across fork and exec.)"""
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
-    return int(line.split()[1])
 
 
 def run_copy(cloud: Any, method: str, url: str, bucket: str, key: str, concurrency: int) -> dict[str, Any]:
@@ -279,14 +274,6 @@ def check_and_delete(s3: Any, bucket: str, key: str, expected_size: int, gunzipp
 
 # -- the table ---------------------------------------------------------------------------------------------------
 
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} CPUs ({model}), {memory_gb:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{datetime.date.today().isoformat()}")
-
-
 def main() -> None:
     from shared.amazon.transfer import DEFAULT_PART_SIZE, copy_to_s3
 
@@ -351,21 +338,17 @@ def main() -> None:
         "then records the S3 URI; the parent leaves the COMPLETED report and the job record as the state machine's "
         "earlier tasks would, and starts no state machine. Its child is a warm container: its baseline, after "
         "importing the app, a first S3 call, a read of the record and an access token, is "
-        f"{_span(task_baselines)} MB.")
+        f"{span(task_baselines)} MB.")
     note = (f"Machine: {machine()}. Streaming copy: {DEFAULT_PART_SIZE // 2**20} MiB parts, {args.concurrency} "
             "uploading while the next is read. Each copy runs in a fresh process against the local cloud in the "
             "benchmark's process (moto's S3 and the sandbox over loopback HTTP, on the same cores); median of "
             f"{args.runs} runs, interleaved; whole benchmark {time.perf_counter() - started:.0f} s. Peak memory is "
             "the child's highest peak RSS during the copy (`VmHWM`, reset when the copy starts) less its RSS after "
-            f"imports, clients and a first S3 call ({_span(baselines)} MB).{task} The streaming "
+            f"imports, clients and a first S3 call ({span(baselines)} MB).{task} The streaming "
             f"copy holds at most {args.concurrency + 2} parts at once, whatever the size; a file of fewer parts "
             "(such as a small report kept compressed) holds less.")
     args.out.write_text(f"<!-- written by benchmarks/report_copy.py -->\n{table}\n\n{note}\n")
     print(f"\n{note}\nwritten to {args.out}")
-
-
-def _span(values: list[float]) -> str:
-    return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -43,6 +42,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVERT = ROOT / "services" / "datalake" / "glue" / "convert.py"
+sys.path.insert(0, str(ROOT))  # convert.py's shared.lake, and the measures below
+
+from benchmarks.measure import machine, span, status_kb  # noqa: E402  (after the path)
 
 MB = 1_000_000
 SEED = 20240101
@@ -153,7 +155,7 @@ def child(method: str, source: str, out: str) -> None:
     # before the baseline, for every method; the Lambda that runs stage B has no pandas.
     pa.array([0])
 
-    baseline_kb = _status_kb("VmRSS")
+    baseline_kb = status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
     cpu = _cpu()
     started = time.perf_counter()
@@ -172,18 +174,11 @@ def child(method: str, source: str, out: str) -> None:
         details = {"rows": len(frame), "pandas": pandas.__version__}
     seconds = time.perf_counter() - started
     cpu_seconds = _cpu() - cpu
-    peak_kb = _status_kb("VmHWM")
+    peak_kb = status_kb("VmHWM")
     metadata = pq.ParquetFile(out).metadata
     print(json.dumps({"seconds": seconds, "cpu": cpu_seconds, "baseline_mb": baseline_kb / 1024,
                       "peak_mb": (peak_kb - baseline_kb) / 1024, "output_bytes": os.path.getsize(out),
                       "row_groups": metadata.num_row_groups, "pyarrow": pa.__version__, **details}))
-
-
-def _status_kb(field: str) -> int:
-    """A figure of /proc/self/status: VmHWM is the peak RSS of this process's own address space.
-    (``ru_maxrss`` would not do: Linux carries the parent's peak into a child across fork and exec.)"""
-    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
-    return int(line.split()[1])
 
 
 def _cpu() -> float:
@@ -210,14 +205,6 @@ def ensure_pandas() -> str:
 
 
 # -- the table -----------------------------------------------------------------------------------------------------
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown CPU")
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} CPUs ({model}), {memory_gb:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{datetime.date.today().isoformat()}")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -273,7 +260,7 @@ def main() -> None:
         "- *seconds* and *CPU s* (user + system, all threads) cover the conversion alone, not the interpreter's start "
         "or its imports. *MB/s* is input MB per second.",
         "- *peak MB over baseline* is the child's highest peak RSS during the conversion (`VmHWM`, reset when it "
-        f"starts) less its RSS after imports ({_span(baselines)} MB). The baseline includes pandas for every method: "
+        f"starts) less its RSS after imports ({span(baselines)} MB). The baseline includes pandas for every method: "
         "pyarrow imports it, when installed, on its first conversion of Python values, and a Lambda has none.",
         "- Stage B writes row groups of 500 000 rows and drops the rows AMC marked `filtered`. The others keep every "
         "row; pyarrow writes row groups of up to 1 Mi rows.",
@@ -292,10 +279,6 @@ def check(method: str, runs: list[dict[str, Any]], source_rows: int) -> None:
             assert result["rejected"] == 0 and result["rows"] + result["filtered"] == source_rows, result
         else:
             assert result["rows"] == source_rows, result
-
-
-def _span(values: list[float]) -> str:
-    return f"{min(values):.0f}-{max(values):.0f}" if values else "-"
 
 
 if __name__ == "__main__":

@@ -47,6 +47,15 @@ def fast_amc(cloud: LocalCloud) -> Iterator[None]:
     cloud.sandbox.amc.timings = before
 
 
+@pytest.fixture(scope="module")
+def fast_ads(cloud: LocalCloud) -> Iterator[None]:
+    """The sandbox's Amazon Ads reports are ready in under a second while the module's tests run."""
+    before = cloud.sandbox.ads.timings
+    cloud.sandbox.ads.state.timings = replace(before, pending_s=0.3, processing_s=0.5)
+    yield
+    cloud.sandbox.ads.state.timings = before
+
+
 @pytest.fixture
 def faults(cloud: LocalCloud) -> Iterator[Faults]:
     """The sandbox's fault rules; whatever the test added is cleared afterwards."""

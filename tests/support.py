@@ -12,6 +12,9 @@ from local.cloud import LocalCloud
 from local.inbox import Inbox, Notification
 from local.sandbox.amc.state import AmcTimings
 from shared import aws
+from shared.amazon.http import AmazonHttp
+from shared.amazon.lwa import CredentialStore, TokenProvider
+from shared.amazon.regions import Endpoints
 
 T = TypeVar("T")
 FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)  # AMC executions in ~2 s
@@ -98,3 +101,12 @@ def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
     """The AMC executions the sandbox created on ``instance`` (its request log)."""
     return [r for r in cloud.sandbox.requests.where(api="amc", operation="createWorkflowExecution", status=200)
             if f"/{instance}/" in r.path]
+
+
+def demo_tokens(cloud: LocalCloud) -> TokenProvider:
+    """Tokens for the sandbox's demo app, from a credential secret of the caller's own."""
+    secret = f"amci/test/demo-{uuid.uuid4().hex[:12]}"
+    demo = cloud.sandbox.credentials
+    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
+        {key: demo[key] for key in ("client_id", "client_secret", "refresh_token")}))
+    return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,13 +21,7 @@ from tests.support import answer, ask, queue_idle, send, wait_until
 COLUMNS = ["campaignId", "campaignName", "impressions", "clicks", "cost", "sales14d"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_ads(cloud: LocalCloud) -> Iterator[None]:
-    """Reports are ready in about a second while the module's tests run."""
-    before = cloud.sandbox.ads.timings
-    cloud.sandbox.ads.state.timings = replace(before, pending_s=0.3, processing_s=0.5)
-    yield
-    cloud.sandbox.ads.state.timings = before
+pytestmark = pytest.mark.usefixtures("fast_ads")
 
 
 def profile(cloud: LocalCloud) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,12 +21,7 @@ AMC_CSV = (b'campaign,campaign_id,impressions,total_cost,purchase_rate,is_new,ev
            b'Hidden,1003,7,1.0,0.1,false,2026-11-02,true\n')
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fast_reports(cloud: LocalCloud) -> Iterator[None]:
-    before = cloud.sandbox.ads.timings
-    cloud.sandbox.ads.state.timings = replace(before, pending_s=0.2, processing_s=0.3)
-    yield
-    cloud.sandbox.ads.state.timings = before
+pytestmark = pytest.mark.usefixtures("fast_ads")
 
 
 def sql(cloud: LocalCloud, statement: str, database: str | None = None) -> list[dict[str, Any]]:

@@ -31,11 +31,11 @@ from local.sandbox.sp import data
 from shared import aws
 from shared.amazon import sp
 from shared.amazon.errors import InvalidRequest, NotFound, OutOfTime, RateLimited
-from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
-from shared.amazon.lwa import CredentialStore, TokenProvider
+from shared.amazon.http import Deadline, RetryPolicy
+from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region
 from shared.amazon.sp import ProcessingStatus, Report, SpReportsClient
-from tests.support import wait_until
+from tests.support import demo_tokens, wait_until
 
 SPECS = Path(__file__).resolve().parent / "specs"  # Amazon's models, see specs/README.md
 MODEL = json.loads((SPECS / "reports_2021-06-30.json").read_text())
@@ -70,11 +70,7 @@ def sandbox(cloud: LocalCloud) -> Iterator[Sandbox]:
 @pytest.fixture
 def tokens(cloud: LocalCloud) -> TokenProvider:
     """Tokens for the sandbox's demo app, from a credential secret of this test's own."""
-    secret = f"amci/test/sp-{uuid.uuid4().hex[:12]}"
-    demo = cloud.sandbox.credentials
-    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
-        {key: demo[key] for key in ("client_id", "client_secret", "refresh_token")}))
-    return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())
+    return demo_tokens(cloud)
 
 
 @pytest.fixture

@@ -24,10 +24,7 @@ from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
 from shared import aws
 from shared.amazon import sp
-from shared.amazon.http import AmazonHttp
-from shared.amazon.lwa import CredentialStore, TokenProvider
-from shared.amazon.regions import Endpoints
-from tests.support import answer, ask, queue_idle, send, wait_until
+from tests.support import answer, ask, demo_tokens, queue_idle, send, wait_until
 
 US = "ATVPDKIKX0DER"
 GENEROUS = (1000.0, 1000.0)  # calls per second, burst
@@ -252,14 +249,6 @@ def test_a_retried_create_with_options_asks_again_rather_than_adopt(cloud: Local
                                                                             "requestId": key})
 
     assert state["reportId"] != other and len(creates(cloud, day(days_ago))) == 2
-
-
-def demo_tokens(cloud: LocalCloud) -> TokenProvider:
-    secret = f"amci/test/sp-{uuid.uuid4().hex[:12]}"
-    demo = cloud.sandbox.credentials
-    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
-        {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}))
-    return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())
 
 
 def record(cloud: LocalCloud, key: str, request: dict[str, Any], **fields: Any) -> None:
