@@ -234,6 +234,7 @@ def test_a_crashed_stage_b_run_leaves_nothing_twice_and_its_dead_letter_is_redri
     register(1)
     dead = wait_until(lambda: _dead_letters(cloud), 90)  # three attempts on the lost file, then its dead letter
     assert "NoSuchKey" in dead[0]["reason"] and dead[0]["preStageKey"] == lost
+    wait_until(lambda: not _pending_items(cloud, dataset), 60)  # the third file, freed with the dead letter, lands
     rows = sql(cloud, "SELECT day, COUNT(*) AS n FROM readings GROUP BY day ORDER BY day", database)
     assert rows == [{"day": "2026-11-01", "n": "2"}, {"day": "2026-11-03", "n": "2"}]  # each file once
 
