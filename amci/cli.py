@@ -145,6 +145,37 @@ def tenant_offboard(customer_id: str, endpoints: Path | None, timeout: float, as
     _ask_tenant("offboardTenant", {"customer_id": customer_id}, endpoints, timeout, as_json)
 
 
+@main.command("status")
+@_ENDPOINTS
+@_JSON
+def status_cmd(endpoints: Path | None, as_json: bool) -> None:
+    """The platform's health: queues and dead letters, executions and reports by status, the latest failures.
+    Exits 1 when something waits in a dead-letter queue or failed."""
+    from amci.status import platform_status
+
+    found = platform_status(_local_platform(endpoints))
+    troubled = any(q["deadLetter"] and q["waiting"] for q in found["queues"]) or bool(found["failures"])
+    if as_json:
+        click.echo(json.dumps(found, indent=2, default=str))
+        sys.exit(1 if troubled else 0)
+    queues = Table("queue", "waiting", "in flight", title="Queues (dead-letter queues in red when not empty)")
+    for q in found["queues"]:
+        colour = "red" if q["deadLetter"] and q["waiting"] else "default"
+        queues.add_row(f"[{colour}]{q['queue']}[/]", str(q["waiting"]), str(q["inFlight"]))
+    console.print(queues)
+    for kind in ("executions", "reports"):
+        counts = Table("status", "count", title=f"AMC {kind}" if kind == "executions" else "Ads and SP reports")
+        for status, n in found[kind].items():
+            counts.add_row(status, str(n))
+        console.print(counts)
+    failures = Table("when", "kind", "owner", "what", "status", "reason", title="Latest failures")
+    for f in found["failures"]:
+        failures.add_row(f["createdAt"][:19], f["kind"], str(f["owner"]), str(f["what"]), f["status"],
+                         str(f["reason"] or "")[:80])
+    console.print(failures)
+    sys.exit(1 if troubled else 0)
+
+
 @main.group("lake")
 def lake_group() -> None:
     """The data lake: SQL over its tables, and redriving what a stage gave up on."""

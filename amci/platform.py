@@ -28,6 +28,7 @@ class Platform:
     session: Any
     endpoint_url: str | None = None
     buckets: dict[str, str] = field(default_factory=dict)  # raw, reports, stage
+    outputs: dict[str, str] = field(default_factory=dict)  # the platform stack's outputs
 
     @classmethod
     def local(cls, endpoints_file: Path) -> Platform:
@@ -38,10 +39,13 @@ class Platform:
                                         aws_secret_access_key=endpoints["credentials"]["aws_secret_access_key"],
                                         region_name=endpoints["region"])
         return cls(endpoints["request_queues"], endpoints["status_topic_arn"], session, endpoints["aws_endpoint_url"],
-                   endpoints["buckets"])
+                   endpoints["buckets"], endpoints.get("outputs", {}))
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)
+
+    def resource(self, service: str) -> Any:
+        return self.session.resource(service, endpoint_url=self.endpoint_url)
 
     def send(self, service: str, request: dict[str, Any]) -> str:
         """Put ``request`` on the service's queue; returns its ``requestId`` (given one if it had none)."""

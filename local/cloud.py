@@ -178,6 +178,7 @@ class LocalCloud:
             "lambda_endpoint_url": self.invoke_endpoint.url,
             "sandbox": self.sandbox.endpoints,
             "credentials": {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+            "outputs": dict(self.outputs),  # the platform stack's outputs, as a deploy records them
         }
 
     # -- assembly --------------------------------------------------------------------------------------------

@@ -119,6 +119,28 @@ def test_lake_commands_query_and_redrive(local_up: LocalUp) -> None:
     assert redriven.returncode == 0 and json.loads(redriven.stdout)["details"] == {"stage": "a", "redriven": 0}
 
 
+def test_status_shows_queues_work_and_failures(local_up: LocalUp) -> None:
+    at = ("--endpoints", str(local_up.endpoints_file))
+    client = boto3.client("sqs", endpoint_url=local_up.endpoints["aws_endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    dlq = client.get_queue_url(QueueName=local_up.endpoints["outputs"]["DatalakeStageBDlq"])["QueueUrl"]
+    before = _amci("status", "--json", *at)
+    client.send_message(QueueUrl=dlq, MessageBody=json.dumps({"reason": "a test's dead letter"}))
+    after = _amci("status", "--json", *at)
+    shown = _amci("status", *at)
+
+    found = json.loads(before.stdout)
+    assert set(found) == {"queues", "executions", "reports", "failures"}, before.stdout + before.stderr
+    assert {q["queue"] for q in found["queues"]} >= {"amci-local-workflow-requests", "amci-local-datalake-stage-b-dlq"}
+    waiting = {name: {q["queue"]: q["waiting"] for q in json.loads(run.stdout)["queues"]} for name, run in (
+        ("before", before), ("after", after))}
+    assert (waiting["before"]["amci-local-datalake-stage-b-dlq"], waiting["after"]["amci-local-datalake-stage-b-dlq"]
+            ) == (0, 1)
+    assert after.returncode == 1  # something waits in a dead-letter queue
+    assert shown.returncode == 1 and "Queues" in shown.stdout and "Latest failures" in shown.stdout
+    client.purge_queue(QueueUrl=dlq)
+
+
 def test_tenant_commands_say_what_to_do_without_a_running_platform(tmp_path: Path) -> None:
     result = _amci("tenant", "list", "--endpoints", str(tmp_path / "none.json"))
 

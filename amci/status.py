@@ -1,0 +1,74 @@
+"""The platform's health on one screen, for whoever is on call: what waits in each queue and dead-letter queue,
+executions and reports by status, and the latest failures with their reasons. Read from the platform's own
+resources (the stack's outputs), never from a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from amci.platform import Platform
+
+EXECUTION_STATUSES = ("QUEUED", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "REJECTED", "CANCELLED",
+                      "ERROR")
+REPORT_STATUSES = ("QUEUED", "REQUESTED", "PENDING", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "SUCCEEDED", "FAILED",
+                   "NO_DATA", "REJECTED", "ERROR")
+FAILED = ("FAILED", "REJECTED", "ERROR")
+_QUEUES = ("TenantRequest", "WorkflowRequest", "AdsReportingRequest", "SpReportingRequest", "DatalakeRequest",
+           "DatalakeStageA")
+_DEAD_LETTERS = (*(f"{name}Dlq" for name in ("TenantRequest", "WorkflowRequest", "AdsReportingRequest",
+                                              "SpReportingRequest", "DatalakeRequest", "DatalakeStageA")),
+                 "DatalakeStageBDlq", "DatalakeEventsDlq")
+
+
+def platform_status(platform: Platform, failures: int = 10) -> dict[str, Any]:
+    """``{"queues": [...], "executions": {status: n}, "reports": {status: n}, "failures": [...]}``."""
+    workflow = platform.resource("dynamodb").Table(platform.outputs["WorkflowRecordsTable"])
+    reports = platform.resource("dynamodb").Table(platform.outputs["ReportRecordsTable"])
+    failed = [*_by_status(workflow, "executionStatus", FAILED), *_by_status(reports, "reportStatus", FAILED)]
+    return {"queues": _queues(platform),
+            "executions": _counts(workflow, "executionStatus", EXECUTION_STATUSES),
+            "reports": _counts(reports, "reportStatus", REPORT_STATUSES),
+            "failures": [_failure(item) for item in sorted(failed, key=lambda i: i["createdAt"], reverse=True)
+                         [:failures]]}
+
+
+def _queues(platform: Platform) -> list[dict[str, Any]]:
+    sqs, found = platform.client("sqs"), []
+    for name in (*(f"{q}Queue" for q in _QUEUES), *_DEAD_LETTERS):
+        queue = platform.outputs.get(name)
+        if not queue:
+            continue
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        found.append({"queue": queue, "deadLetter": name.endswith("Dlq"),
+                      "waiting": int(attributes["ApproximateNumberOfMessages"]),
+                      "inFlight": int(attributes["ApproximateNumberOfMessagesNotVisible"])})
+    return found
+
+
+def _counts(table: Any, attribute: str, statuses: tuple[str, ...]) -> dict[str, int]:
+    counts = {status: sum(1 for _ in _by_status(table, attribute, (status,))) for status in statuses}
+    return {status: n for status, n in counts.items() if n}
+
+
+def _by_status(table: Any, attribute: str, statuses: tuple[str, ...]) -> Any:
+    for status in statuses:
+        args: dict[str, Any] = {"IndexName": "byStatus", "KeyConditionExpression": Key(attribute).eq(status)}
+        while True:
+            page = table.query(**args)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                break
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _failure(item: dict[str, Any]) -> dict[str, Any]:
+    execution = "executionStatus" in item
+    return {"kind": "execution" if execution else "report",
+            "owner": item.get("customerId") or item.get("service"), "requestId": item["requestId"],
+            "status": item.get("executionStatus") or item.get("reportStatus"), "createdAt": item["createdAt"],
+            "what": item.get("workflowId") if execution else item.get("tableName"),
+            "reason": item.get("amcMessage") if execution else item.get("message")}
