@@ -145,6 +145,41 @@ def tenant_offboard(customer_id: str, endpoints: Path | None, timeout: float, as
     _ask_tenant("offboardTenant", {"customer_id": customer_id}, endpoints, timeout, as_json)
 
 
+@main.command("request")
+@click.argument("service", type=click.Choice(["tenant", "workflow", "ads_reporting", "sp_reporting", "datalake"]))
+@click.argument("body")
+@_ENDPOINTS
+@_TIMEOUT
+@_JSON
+def request_cmd(service: str, body: str, endpoints: Path | None, timeout: float, as_json: bool) -> None:
+    """Send any request to a service and wait for its outcome. BODY is the request's JSON, or @FILE to read it
+    from a file. Exit 0 when it succeeded (or found no data), 1 when not, 2 when nothing answered."""
+    text = Path(body[1:]).read_text() if body.startswith("@") else body
+    try:
+        request = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="BODY") from None
+    if not isinstance(request, dict):
+        raise click.BadParameter("a JSON object, e.g. '{\"requestType\": \"listSchedules\"}'", param_hint="BODY")
+    note = _ask(service, request, endpoints, timeout)  # as it is: the AWS Solution's payloads have no requestType
+    if as_json:
+        click.echo(json.dumps(note.body, indent=2))
+    else:
+        _print_outcome(note)
+        for name, value in note.body.get("details", {}).items():
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                _records_table(name, value)
+    sys.exit(0 if note.attributes["status"] in ("SUCCEEDED", "NO_DATA") else 1)
+
+
+def _records_table(title: str, records: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(key for record in records for key in record))[:8]
+    table = Table(*columns, title=f"{title} ({len(records)})")
+    for record in records:
+        table.add_row(*(str(record.get(c, "")) for c in columns))
+    console.print(table)
+
+
 @main.command("status")
 @_ENDPOINTS
 @_JSON
@@ -286,7 +321,7 @@ def _ask(service: str, request: dict[str, Any], endpoints: Path | None, timeout:
     """Send a request to ``service`` and wait for its outcome; exit 2 when there is no platform or no answer."""
     platform = _local_platform(endpoints)
     try:
-        with console.status(f"{request['requestType']}: waiting for the {service} service..."):
+        with console.status(f"{request.get('requestType', 'request')}: waiting for the {service} service..."):
             return platform.ask(service, request, timeout)
     except TimeoutError:
         console.print(f"[red]No answer within {timeout:.0f}s[/]: see `amci local up --verbose` or the DLQ.")

@@ -80,7 +80,8 @@ def test_local_up_serves_other_processes(local_up: LocalUp) -> None:
 
 
 def _amci(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AMCI), *args], capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run([str(AMCI), *args], capture_output=True, text=True, timeout=180, check=False,
+                          env={**os.environ, "COLUMNS": "200"})  # tables as wide as they need
 
 
 def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_path: Path) -> None:
@@ -117,6 +118,21 @@ def test_lake_commands_query_and_redrive(local_up: LocalUp) -> None:
     assert as_json.returncode == 0 and json.loads(as_json.stdout) == [{"one": "1", "nothing": None}]
     assert failed.returncode == 1 and "The query failed" in failed.stdout and "no_such_table" in failed.stdout
     assert redriven.returncode == 0 and json.loads(redriven.stdout)["details"] == {"stage": "a", "redriven": 0}
+
+
+def test_any_request_is_sent_and_answered(local_up: LocalUp, tmp_path: Path) -> None:
+    at = ("--endpoints", str(local_up.endpoints_file))
+    body = tmp_path / "list.json"
+    body.write_text(json.dumps({"requestType": "listDatasets"}))
+    listed = _amci("request", "datalake", f"@{body}", *at)
+    as_json = _amci("request", "ads_reporting", '{"requestType": "listSchedules"}', "--json", *at)
+    rejected = _amci("request", "workflow", '{"requestType": "listExecutions"}', *at)
+    not_json = _amci("request", "tenant", "{not json", *at)
+
+    assert listed.returncode == 0 and "datasets (3)" in listed.stdout and "adtech-amc" in listed.stdout, listed.stdout
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["details"] == {"schedules": []}
+    assert rejected.returncode == 1 and "customerId: expected a value" in rejected.stdout
+    assert not_json.returncode == 2 and "not JSON" in not_json.stderr
 
 
 def test_status_shows_queues_work_and_failures(local_up: LocalUp) -> None:
