@@ -9,6 +9,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from amci.platform import Platform
+from shared import aws
 
 EXECUTION_STATUSES = ("QUEUED", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "REJECTED", "CANCELLED",
                       "ERROR")
@@ -50,19 +51,14 @@ def _queues(platform: Platform) -> list[dict[str, Any]]:
 
 
 def _counts(table: Any, attribute: str, statuses: tuple[str, ...]) -> dict[str, int]:
-    counts = {status: sum(1 for _ in _by_status(table, attribute, (status,))) for status in statuses}
+    counts = {status: aws.count(table.query, IndexName="byStatus", KeyConditionExpression=Key(attribute).eq(status))
+              for status in statuses}
     return {status: n for status, n in counts.items() if n}
 
 
 def _by_status(table: Any, attribute: str, statuses: tuple[str, ...]) -> Any:
     for status in statuses:
-        args: dict[str, Any] = {"IndexName": "byStatus", "KeyConditionExpression": Key(attribute).eq(status)}
-        while True:
-            page = table.query(**args)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from aws.items(table.query, IndexName="byStatus", KeyConditionExpression=Key(attribute).eq(status))
 
 
 def _failure(item: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ how processes outside the local cloud reach its emulated account.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -47,6 +48,27 @@ def reset_clients() -> None:
     with _lock:
         _clients.clear()
         _generation += 1
+
+
+def items(read: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a DynamoDB ``query`` or ``scan`` (``read``, e.g. ``table.query``), page by page as they are
+    consumed."""
+    for page in _pages(read, request):
+        yield from page.get("Items", [])
+
+
+def count(read: Callable[..., dict[str, Any]], **request: Any) -> int:
+    """How many items a DynamoDB ``query`` or ``scan`` matches, without reading them."""
+    return sum(int(page["Count"]) for page in _pages(read, {**request, "Select": "COUNT"}))
+
+
+def _pages(read: Callable[..., dict[str, Any]], request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        page = read(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def error_code(exc: Exception) -> str:

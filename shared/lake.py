@@ -1,4 +1,5 @@
-"""What every part of the data lake agrees on: how names become Glue names, and the one way to ask it SQL.
+"""What every part of the data lake agrees on: how names become Glue names, where pending files are, and the one
+way to ask it SQL.
 
 ``query`` runs SQL on Athena and returns the rows; the local cloud answers Athena with DuckDB over the same Glue
 tables (``local/athena.py``), so the same call works on a laptop and in an AWS account.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from shared import aws
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -22,6 +27,13 @@ def normalise_name(name: str) -> str:
     ``1st`` -> ``_1st``). May return "" (a name of punctuation only): callers name such columns themselves."""
     cleaned = _NOT_NAME.sub("_", name.lower()).strip("_")
     return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
+
+
+def pending_files(pipeline: Any, dataset: str) -> Iterator[dict[str, Any]]:
+    """The pre-staged files of ``dataset`` waiting for (or claimed by) a stage B run: the pipeline table's
+    ``pending#<pre-stage key>`` items, which stage A writes, the batcher claims and stage B deletes."""
+    yield from aws.items(pipeline.query, ConsistentRead=True,
+                         KeyConditionExpression=Key("dataset").eq(dataset) & Key("itemId").begins_with("pending#"))
 
 
 class QueryFailed(Exception):

@@ -16,6 +16,8 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 
+from shared import aws
+
 QUEUED = "QUEUED"  # recorded, not yet started
 
 
@@ -55,8 +57,8 @@ class Records:
 
     def all(self, owner: str, prefix: str) -> Iterator[dict[str, Any]]:
         """The owner's records whose key starts with ``prefix`` (``schedule#``, ``execution#<backfill>-w``...)."""
-        yield from self._pages(KeyConditionExpression=Key(self.owner_key).eq(owner)
-                               & Key("recordId").begins_with(prefix), ConsistentRead=True)
+        yield from aws.items(self._table.query, KeyConditionExpression=Key(self.owner_key).eq(owner)
+                             & Key("recordId").begins_with(prefix), ConsistentRead=True)
 
     # -- jobs -----------------------------------------------------------------------------------------------------
 
@@ -106,18 +108,11 @@ class Records:
         if since is not None:
             condition &= Key("createdAt").gte(since.isoformat(timespec="milliseconds"))
         prefix = f"{self.job_kind}#"
-        yield from (item for item in self._pages(IndexName="byCreation", KeyConditionExpression=condition,
-                                                 ScanIndexForward=False) if item["recordId"].startswith(prefix))
+        yield from (item for item in aws.items(self._table.query, IndexName="byCreation",
+                                               KeyConditionExpression=condition, ScanIndexForward=False)
+                    if item["recordId"].startswith(prefix))
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
     def _key(self, owner: str, kind: str, name: str) -> dict[str, str]:
         return {self.owner_key: owner, "recordId": f"{kind}#{name}"}
-
-    def _pages(self, **query: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._table.query(**query)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]

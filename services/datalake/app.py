@@ -7,6 +7,7 @@ minute, the stage B batches that are due (the Glue job ``glue/stage_b.py``); the
 (``shared/chalice_app.py``).
 """
 
+import functools
 import json
 import os
 from typing import Any
@@ -24,10 +25,6 @@ app, service = service_app("datalake", routes=[
 ])
 
 
-def registry() -> datasets.Registry:
-    return datasets.Registry(aws.table(os.environ["DATALAKE_DATASETS_TABLE"]))
-
-
 @app.on_sqs_message(queue=os.environ["DATALAKE_REQUEST_QUEUE"], batch_size=10)
 def on_request(event: SQSEvent) -> BatchResponse:
     return service.handle_requests(sqs_records(event))
@@ -35,20 +32,22 @@ def on_request(event: SQSEvent) -> BatchResponse:
 
 @app.on_sqs_message(queue=os.environ["DATALAKE_EVENTS_QUEUE"], batch_size=10, maximum_batching_window_in_seconds=1)
 def on_object_event(event: SQSEvent) -> BatchResponse:
-    ledger, lake, tenants = aws.table(os.environ["DATALAKE_OBJECTS_TABLE"]), pipeline.Lake.from_env(), \
-        aws.table(os.environ["DATALAKE_TENANTS_TABLE"])
-    return process_partial_batch(sqs_records(event), lambda record: intake.handle(
-        record, ledger, lambda found: pipeline.send_to_stage_a(found, lake, registry(), tenants, aws.client("sqs"))))
+    lake, sqs = pipeline.Lake.from_env(), aws.client("sqs")
+    route = functools.partial(pipeline.send_to_stage_a, lake=lake, registry=datasets.registry(),
+                              tenants=aws.table(os.environ["DATALAKE_TENANTS_TABLE"]), sqs=sqs,
+                              stage_a_url=sqs.get_queue_url(QueueName=lake.stage_a_queue)["QueueUrl"])
+    ledger = aws.table(os.environ["DATALAKE_OBJECTS_TABLE"])
+    return process_partial_batch(sqs_records(event), lambda record: intake.handle(record, ledger, route))
 
 
 @app.on_sqs_message(queue=os.environ["DATALAKE_STAGE_A_QUEUE"], batch_size=1)
 def on_stage_a(event: SQSEvent) -> BatchResponse:
-    lake, table = pipeline.Lake.from_env(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"])
+    lake, table, known = pipeline.Lake.from_env(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"]), datasets.registry()
     return process_partial_batch(sqs_records(event), lambda record: pipeline.run_stage_a(
-        json.loads(record["body"]), lake, registry(), aws.client("s3"), table, service.publisher))
+        json.loads(record["body"]), lake, known, aws.client("s3"), table, service.publisher))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def stage_b_batches(event: Any) -> None:
-    pipeline.batch(pipeline.Lake.from_env(), registry(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"]),
+    pipeline.batch(pipeline.Lake.from_env(), datasets.registry(), aws.table(os.environ["DATALAKE_PIPELINE_TABLE"]),
                    aws.client("glue"))

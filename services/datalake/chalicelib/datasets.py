@@ -9,6 +9,8 @@ by the function: vendored with the app); stage B is the same typed-Parquet conve
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -16,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from shared import aws
 from shared.contracts import Request
 
 NAME = r"^[a-z][a-z0-9_]{1,39}$"  # team and dataset names: parts of Glue database names
@@ -79,6 +82,17 @@ class ListDatasets(Request):
     requestType: Literal["listDatasets"]
 
 
+def entry_point(name: str) -> Any:
+    """The function an entry point (``package.module:function``) names; ImportError or AttributeError if none."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def registry() -> Registry:
+    """The registry of this function's stage (``DATALAKE_DATASETS_TABLE``)."""
+    return Registry(aws.table(os.environ["DATALAKE_DATASETS_TABLE"]))
+
+
 class Registry:
     def __init__(self, table: Any) -> None:
         self._table = table
@@ -94,10 +108,4 @@ class Registry:
 
     def all(self) -> Iterator[Dataset]:
         yield from BUILTIN.values()
-        args: dict[str, Any] = {}
-        while True:
-            page = self._table.scan(**args)
-            yield from (Dataset.from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from (Dataset.from_item(item) for item in aws.items(self._table.scan))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, Registry
+from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, entry_point, registry
 from chalicelib.pipeline import PENDING
 from shared import aws
 from shared.contracts import ContractError, FieldError, Request
@@ -29,23 +28,22 @@ class Redrive(Request):
 
 def register(request: RegisterDataset, ctx: RequestContext, service: Service) -> None:
     """Register after checking that the transform imports here, where it will run."""
-    module, _, function = request.stageA.partition(":")
     try:
-        callable(getattr(importlib.import_module(module), function))
+        entry_point(request.stageA)
     except (ImportError, AttributeError) as missing:
         raise ContractError(request.request_type, [FieldError(
             "stageA", "an entry point vendored with the data lake app", f"{request.stageA} ({missing})")]) from None
     dataset = Dataset(request.team, request.dataset, request.stageA, request.minItems, request.maxItems,
                       request.maxWaitSeconds)
-    _registry().put(dataset)
+    registry().put(dataset)
+    database = dataset.database(os.environ["STAGE"])
     service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED,
                    f"dataset {dataset.key} registered: files under s3://<raw bucket>/{dataset.team}/{dataset.name}/ "
-                   f"go through {dataset.stage_a} into {dataset.database(os.environ['STAGE'])}",
-                   {"dataset": dataset.key, "database": dataset.database(os.environ["STAGE"])})
+                   f"go through {dataset.stage_a} into {database}", {"dataset": dataset.key, "database": database})
 
 
 def list_datasets(request: ListDatasets, ctx: RequestContext, service: Service) -> None:
-    found = [{**d.to_item(), "database": d.database(os.environ["STAGE"])} for d in _registry().all()]
+    found = [{**d.to_item(), "database": d.database(os.environ["STAGE"])} for d in registry().all()]
     service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"{len(found)} datasets", {"datasets": found})
 
 
@@ -75,7 +73,3 @@ def _pending_again(pipeline: Any, item: dict[str, Any]) -> None:
     """A stage B dead letter is its pending item (and the reason): it waits for the next batch again."""
     kept = {k: v for k, v in item.items() if k not in ("reason", "runId", "processingRun", "claimedAt")}
     pipeline.put_item(Item={**kept, "status": PENDING, "attempts": 0})
-
-
-def _registry() -> Registry:
-    return Registry(aws.table(os.environ["DATALAKE_DATASETS_TABLE"]))

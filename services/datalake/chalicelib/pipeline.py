@@ -14,25 +14,25 @@ Every step is idempotent: pre-stage names are the source's, a replay writes the 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import io
 import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr
 from boto3.s3.transfer import TransferConfig
 
 from chalicelib import stage_a
-from chalicelib.datasets import Dataset, Registry
+from chalicelib.datasets import Dataset, Registry, entry_point
 from chalicelib.intake import ObjectEvent
 from shared import aws
 from shared.config import require
+from shared.lake import pending_files
+from shared.requests import Quarantine
 from shared.status import PLATFORM_TENANT, Status, StatusMessage, StatusPublisher
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,13 @@ def route(event: ObjectEvent, lake: Lake, registry: Registry, tenants: Any) -> d
             "customerId": customer_id, "database": database or dataset.database(lake.stage)}
 
 
-def send_to_stage_a(event: ObjectEvent, lake: Lake, registry: Registry, tenants: Any, sqs: Any) -> str:
+def send_to_stage_a(event: ObjectEvent, lake: Lake, registry: Registry, tenants: Any, sqs: Any,
+                    stage_a_url: str) -> str:
     """Route an object and queue it for stage A; what happened, for the intake ledger."""
     message = route(event, lake, registry, tenants)
     if message is None:
         return "DELETED" if event.action != "CREATED" else "UNROUTED"
-    url = sqs.get_queue_url(QueueName=lake.stage_a_queue)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message))
+    sqs.send_message(QueueUrl=stage_a_url, MessageBody=json.dumps(message))
     return "ROUTED"
 
 
@@ -129,9 +129,7 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
 
 def _transform(dataset: Dataset) -> stage_a.Transform:
     kind, _, name = dataset.stage_a.partition(":")
-    if kind == "builtin":
-        return stage_a.BUILTIN[name]
-    return getattr(importlib.import_module(kind), name)  # type: ignore[no-any-return]  # vendored with the app
+    return stage_a.BUILTIN[name] if kind == "builtin" else entry_point(dataset.stage_a)  # type: ignore[no-any-return]
 
 
 def _pre_staged(pre: stage_a.PreStaged | dict[str, Any]) -> stage_a.PreStaged:
@@ -144,7 +142,7 @@ def _stage(pre: stage_a.PreStaged, dataset: Dataset, message: dict[str, Any], so
     key = pre.key(dataset.team, dataset.name)
     metadata = {**pre.metadata, "source": source.uri, "source-version": source.version_id}
     # Buffered in parts: s3transfer then uploads part by part (a raw stream's short reads would make it read all).
-    stream = io.BufferedReader(_Stream(pre.chunks), buffer_size=UPLOAD_PART)
+    stream = stage_a.readable(pre.chunks, UPLOAD_PART)
     s3.upload_fileobj(stream, lake.stage_bucket, key, ExtraArgs={"Metadata": _ascii(metadata)},
                       Config=TransferConfig(multipart_chunksize=UPLOAD_PART))
     pipeline.put_item(Item={
@@ -172,10 +170,10 @@ def batch(lake: Lake, registry: Registry, pipeline: Any, glue: Any, now: float |
     """Start the stage B runs that are due, one at a time per dataset (so runs of a dataset never widen a table
     concurrently); returns their run ids."""
     now = time.time() if now is None else now
-    started = []
+    started, dead_letters = [], Quarantine(aws.client("sqs"), lake.stage_b_dlq)
     for dataset in registry.all():
-        items = list(_pending(pipeline, dataset.key))
-        _release_failed(lake, dataset, items, pipeline, glue, now)
+        items = list(pending_files(pipeline, dataset.key))
+        _release_failed(lake, dataset, items, pipeline, glue, now, dead_letters)
         if any(i["status"] == CLAIMED for i in items):
             continue  # a run of this dataset is under way
         ready = sorted((i for i in items if i["status"] == PENDING), key=lambda i: int(i["enqueuedAt"]))
@@ -211,17 +209,6 @@ def _start(lake: Lake, dataset: Dataset, run_id: str, claimed: list[dict[str, An
     return True
 
 
-def _pending(pipeline: Any, dataset: str) -> Iterator[dict[str, Any]]:
-    args: dict[str, Any] = {"KeyConditionExpression": Key("dataset").eq(dataset) & Key("itemId").begins_with(
-        "pending#"), "ConsistentRead": True}
-    while True:
-        page = pipeline.query(**args)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def _claim(pipeline: Any, item: dict[str, Any], run_id: str, now: float) -> bool:
     try:
         pipeline.update_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]},
@@ -234,20 +221,22 @@ def _claim(pipeline: Any, item: dict[str, Any], run_id: str, now: float) -> bool
 
 
 def _release_failed(lake: Lake, dataset: Dataset, items: list[dict[str, Any]], pipeline: Any, glue: Any,
-                    now: float) -> None:
+                    now: float, dead_letters: Quarantine) -> None:
     """Claims of runs that failed (or never started) go back to PENDING. The file a run failed on counts an
     attempt (every file of a run that failed before its first, as at start-up); one out of attempts goes to the
     stage B DLQ with the reason."""
     for run_id in {i["runId"] for i in items if i["status"] == CLAIMED}:
-        state, reason = _run_state(pipeline, glue, lake, dataset.key, run_id, now)
+        held = [i for i in items if i["status"] == CLAIMED and i["runId"] == run_id]
+        claimed_at = min(int(i.get("claimedAt", 0)) for i in held)
+        state, reason = _run_state(pipeline, glue, lake, dataset.key, run_id, now - claimed_at)
         if state not in _FAILED_RUN:
             continue
-        held = [i for i in items if i["status"] == CLAIMED and i["runId"] == run_id]
         marked = any(i.get("processingRun") == run_id for i in held)
         for item in held:
             attempts = int(item.get("attempts", 0)) + (1 if not marked or item.get("processingRun") == run_id else 0)
             if attempts >= MAX_ATTEMPTS:
-                _dead_letter(lake, item, f"stage B failed {attempts} times: {reason}")
+                why = f"stage B failed {attempts} times: {reason}"
+                dead_letters.put(json.dumps({**item, "reason": why}, default=str), why)
                 pipeline.delete_item(Key={"dataset": item["dataset"], "itemId": item["itemId"]})
             else:
                 _release(pipeline, item, run_id, attempts)
@@ -268,27 +257,15 @@ def _release(pipeline: Any, item: dict[str, Any], run_id: str, attempts: int) ->
                              ExpressionAttributeValues={":pending": PENDING, ":attempts": attempts})
 
 
-def _run_state(pipeline: Any, glue: Any, lake: Lake, dataset: str, run_id: str, now: float) -> tuple[str, str]:
+def _run_state(pipeline: Any, glue: Any, lake: Lake, dataset: str, run_id: str,
+               claimed_for: float) -> tuple[str, str]:
     run = pipeline.get_item(Key={"dataset": dataset, "itemId": f"run#{run_id}"}, ConsistentRead=True).get("Item")
     if run is not None and run["status"] == "NOT_STARTED":
         return "NOT_STARTED", run.get("reason", "the run was not started")
     if run is None or "jobRunId" not in run:  # claimed, but the run was never started (the batch died in between)
-        return ("NOT_STARTED", "the run was never started") if now - _claimed_at(pipeline, dataset, run_id) > \
-            _UNSTARTED_S else ("STARTING", "")
+        return ("NOT_STARTED", "the run was never started") if claimed_for > _UNSTARTED_S else ("STARTING", "")
     found = glue.get_job_run(JobName=lake.stage_b_job, RunId=run["jobRunId"])["JobRun"]
     return found["JobRunState"], found.get("ErrorMessage") or found["JobRunState"]
-
-
-def _claimed_at(pipeline: Any, dataset: str, run_id: str) -> float:
-    claimed = [int(i.get("claimedAt", 0)) for i in _pending(pipeline, dataset) if i.get("runId") == run_id]
-    return min(claimed, default=0)
-
-
-def _dead_letter(lake: Lake, item: dict[str, Any], reason: str) -> None:
-    sqs = aws.client("sqs")
-    url = sqs.get_queue_url(QueueName=lake.stage_b_dlq)["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({**item, "reason": reason}, default=str),
-                     MessageAttributes={"amciRejectReason": {"DataType": "String", "StringValue": reason[:1024]}})
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -297,23 +274,3 @@ def _dead_letter(lake: Lake, item: dict[str, Any], reason: str) -> None:
 def _ascii(metadata: dict[str, str]) -> dict[str, str]:
     """S3 user metadata travels in HTTP headers: ASCII only."""
     return {k: str(v).encode("ascii", "replace").decode() for k, v in metadata.items() if v is not None}
-
-
-class _Stream(io.RawIOBase):
-    """A readable file over an iterator of byte chunks, for ``upload_fileobj`` (multipart, bounded memory)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks, self._pending = iter(chunks), b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = chunk
-        size = min(len(buffer), len(self._pending))
-        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
-        return size

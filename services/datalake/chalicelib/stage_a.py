@@ -21,6 +21,7 @@ names are stable (the source's name), so a replay overwrites rather than adds.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import tempfile
@@ -196,7 +197,7 @@ def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
 def _json_array_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """A JSON array of objects as NDJSON, parsed item by item (ijson): bounded by the largest object."""
     try:
-        for item in ijson.items(_Reader(chunks), "item", use_float=True):
+        for item in ijson.items(readable(chunks), "item", use_float=True):
             yield json.dumps(item, separators=(",", ":")).encode() + b"\n"
     except ijson.JSONError as exc:
         raise Malformed(f"not a JSON array of objects: {exc}") from None
@@ -210,7 +211,7 @@ def _json_document(body: IO[bytes], file_name: str, table: str, partition: dict[
     specification: Any = None
     with contextlib.ExitStack() as files:  # open while the caller reads each PreStaged's chunks
         try:
-            for key, item, in_array in _top_level_items(_Reader(_content(body, file_name))):
+            for key, item, in_array in _top_level_items(readable(_content(body, file_name))):
                 if key == "reportSpecification":
                     specification = item
                 elif in_array and isinstance(item, dict):
@@ -228,7 +229,7 @@ def _json_document(body: IO[bytes], file_name: str, table: str, partition: dict[
             yield PreStaged(f"{table}_{normalise_name(name)}", partition, stem, "ndjson", _chunks(spool), metadata)
 
 
-def _top_level_items(reader: _Reader) -> Iterator[tuple[str, Any, bool]]:
+def _top_level_items(reader: IO[bytes]) -> Iterator[tuple[str, Any, bool]]:
     """``(key, item, True)`` for each item of each top-level array, ``(key, value, False)`` for other top-level
     values; each built alone (ijson events), so no array is ever held whole."""
     key, in_array, builder = None, False, None
@@ -246,19 +247,27 @@ def _top_level_items(reader: _Reader) -> Iterator[tuple[str, Any, bool]]:
                 builder = None
 
 
-class _Reader:
-    """A file-like view of an iterator of byte chunks, for ijson."""
+def readable(chunks: Iterable[bytes], buffer_size: int = CHUNK) -> IO[bytes]:
+    """A buffered file over an iterator of byte chunks: ``read(n)`` gives ``n`` bytes (for ijson, and for
+    ``upload_fileobj``, which uploads part by part only when its reads are filled)."""
+    return io.BufferedReader(_ChunkStream(chunks), buffer_size=buffer_size)
+
+
+class _ChunkStream(io.RawIOBase):
+    """The raw stream under :func:`readable`."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks, self._pending = iter(chunks), b""
 
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._pending) < size:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
             chunk = next(self._chunks, None)
             if chunk is None:
-                break
-            self._pending += chunk
-        if size < 0:
-            size = len(self._pending)
-        data, self._pending = self._pending[:size], self._pending[size:]
-        return data
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Attr
 from convert import TIMESTAMP, Converted, convert
 
 from shared import aws
+from shared.lake import pending_files
 from shared.status import Status, StatusMessage, StatusPublisher
 
 HISTORY_S = 90 * 24 * 3600
@@ -71,7 +72,8 @@ class StageB:
         path = "".join(f"{k}={v}/" for k, v in partition.items())
         stem = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         location = f"post-stage/{item['database']}/{table}/"  # per database: a tenant's files are its own
-        current = _schema(self.glue, item["database"], table)
+        found = _table(self.glue, item["database"], table)  # read once per file: typing and widening use it
+        current = _schema(found)
         body = self.s3.get_object(Bucket=self.run.stage_bucket, Key=key)["Body"]
         with tempfile.NamedTemporaryFile(suffix=".parquet") as out:
             try:
@@ -89,7 +91,7 @@ class StageB:
             self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
         if converted.rows_rejected:
             self._quarantine_rows(item, converted)
-        _catalog(self.glue, item["database"], table, converted.schema, list(partition), current is not None,
+        _catalog(self.glue, item["database"], table, converted.schema, list(partition), found,
                  f"s3://{self.run.stage_bucket}/{location}")
         if partition:
             _add_partition(self.glue, item["database"], table, partition,
@@ -148,15 +150,7 @@ class StageB:
     # -- helpers ----------------------------------------------------------------------------------------------
 
     def _claimed(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        args: dict[str, Any] = {"KeyConditionExpression": Key("dataset").eq(self.run.dataset)
-                                & Key("itemId").begins_with("pending#"), "ConsistentRead": True}
-        while True:
-            page = self.pipeline.query(**args)
-            items += [i for i in page.get("Items", []) if i.get("runId") == self.run.run_id]
-            if "LastEvaluatedKey" not in page:
-                return sorted(items, key=lambda i: i["itemId"])
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [i for i in pending_files(self.pipeline, self.run.dataset) if i.get("runId") == self.run.run_id]
 
     def _mark(self, item: dict[str, Any]) -> bool:
         """Note the file this run works on (if the run dies, that file alone counts an attempt); False when the
@@ -187,20 +181,25 @@ def _argument(argv: list[str], name: str) -> str:
 # -- the Glue Data Catalog ----------------------------------------------------------------------------------------
 
 
-def _schema(glue: Any, database: str, table: str) -> pa.Schema | None:
+def _table(glue: Any, database: str, table: str) -> dict[str, Any] | None:
     try:
-        columns = glue.get_table(DatabaseName=database, Name=table)["Table"]["StorageDescriptor"]["Columns"]
+        return glue.get_table(DatabaseName=database, Name=table)["Table"]  # type: ignore[no-any-return]
     except glue.exceptions.EntityNotFoundException:
         return None
+
+
+def _schema(table: dict[str, Any] | None) -> pa.Schema | None:
+    if table is None:
+        return None
+    columns = table["StorageDescriptor"]["Columns"]
     return pa.schema([(c["Name"], _FROM_GLUE.get(c["Type"], pa.string())) for c in columns])
 
 
-def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_keys: list[str], exists: bool,
-             location: str) -> None:
+def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_keys: list[str],
+             current: dict[str, Any] | None, location: str) -> None:
     """Create the table, or add the columns it lacks (existing columns and their types are kept)."""
     columns = [{"Name": f.name, "Type": _TO_GLUE.get(f.type, "string")} for f in schema if f.name not in partition_keys]
-    if exists:
-        current = glue.get_table(DatabaseName=database, Name=table)["Table"]
+    if current is not None:
         known = {c["Name"] for c in current["StorageDescriptor"]["Columns"]}
         added = [c for c in columns if c["Name"] not in known]
         if not added:
@@ -218,7 +217,7 @@ def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_
             "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys],
             "StorageDescriptor": {"Columns": columns, "Location": location, **_PARQUET}})
     except glue.exceptions.AlreadyExistsException:  # made meanwhile by another run: widen it instead
-        _catalog(glue, database, table, schema, partition_keys, True, location)
+        _catalog(glue, database, table, schema, partition_keys, _table(glue, database, table), location)
 
 
 def _add_partition(glue: Any, database: str, table: str, partition: dict[str, str], location: str) -> None:
