@@ -9,7 +9,8 @@ APP_REQUIREMENTS := $(wildcard services/*/requirements.txt)
 
 $(STAMP): pyproject.toml requirements-dev.txt $(APP_REQUIREMENTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+		$(addprefix -r ,$(APP_REQUIREMENTS))
 	@# The apps' wheels, so that `chalice package` (and the packaging tests) run offline.
 	$(BIN)/python -m pip download --quiet --disable-pip-version-check --dest $(VENV)/wheelhouse \
 		$(addprefix -r ,$(APP_REQUIREMENTS))

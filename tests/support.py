@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from amci.stages import SERVICES_DIR
 from local.cloud import LocalCloud
 from local.inbox import Inbox, Notification
 from local.sandbox.amc.state import AmcTimings
@@ -18,6 +21,17 @@ from shared.amazon.regions import Endpoints
 
 T = TypeVar("T")
 FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)  # AMC executions in ~2 s
+
+
+def app_module(path: str) -> Any:
+    """A module of an app loaded from its file (``"datalake/glue/convert.py"``): every app has a ``chalicelib``
+    package, so none can be imported by that name here. Registered first, as dataclasses need."""
+    name = "amci_test_" + path.removesuffix(".py").replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, SERVICES_DIR / path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def wait_until(probe: Callable[[], T], timeout_s: float = 30, interval_s: float = 0.2) -> T:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import io
 import json
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,19 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-CONVERT = Path(__file__).resolve().parent.parent / "services" / "datalake" / "glue" / "convert.py"
+from tests.support import app_module
 
-
-def _load() -> Any:
-    # Loaded from its file: the datalake app's directory is no package. Registered first, as its dataclasses need.
-    spec = importlib.util.spec_from_file_location("datalake_glue_convert", CONVERT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-convert = _load()
+convert = app_module("datalake/glue/convert.py")
 UTC = datetime.UTC
 
 

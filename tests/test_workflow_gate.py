@@ -3,7 +3,6 @@ first come first served, each ticket given back once."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 import uuid
@@ -12,17 +11,14 @@ from typing import Any
 
 import pytest
 
-from amci.stages import SERVICES_DIR
 from local.cloud import LocalCloud
 from shared import aws
+from tests.support import app_module
 
 
 @pytest.fixture
 def gate(cloud: LocalCloud) -> Any:
-    # Loaded from its file: every app has a ``chalicelib`` package, so it cannot be imported by that name here.
-    spec = importlib.util.spec_from_file_location("workflow_gate", SERVICES_DIR / "workflow/chalicelib/gate.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = app_module("workflow/chalicelib/gate.py")
     return module.ConcurrencyGate(aws.client("dynamodb"), cloud.outputs["WorkflowGateTable"])
 
 

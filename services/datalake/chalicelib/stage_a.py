@@ -231,20 +231,22 @@ def _json_document(body: IO[bytes], file_name: str, table: str, partition: dict[
 
 def _top_level_items(reader: IO[bytes]) -> Iterator[tuple[str, Any, bool]]:
     """``(key, item, True)`` for each item of each top-level array, ``(key, value, False)`` for other top-level
-    values; each built alone (ijson events), so no array is ever held whole."""
-    key, in_array, builder = None, False, None
+    values; each built alone from ijson's events, so no array is ever held whole."""
+    key, in_array, builder, depth = None, False, None, 0
     for prefix, event, value in ijson.parse(reader, use_float=True):
-        if prefix == "":
-            key = value if event == "map_key" else key
-        elif builder is None and prefix == key and event in ("start_array", "end_array"):
-            in_array = event == "start_array"
-        else:
-            builder = builder or ijson.ObjectBuilder()
-            builder.event(event, value)
-            if prefix in (key, f"{key}.item") and event not in ("start_map", "start_array", "map_key") \
-                    and len(builder.containers) == 1:  # only its initial setter left: the value is whole
-                yield str(key), builder.value, in_array
-                builder = None
+        if builder is None:
+            if prefix == "":  # the document's own braces and keys
+                key = value if event == "map_key" else key
+                continue
+            if prefix == key and event in ("start_array", "end_array"):
+                in_array = event == "start_array"
+                continue
+            builder = ijson.ObjectBuilder()
+        builder.event(event, value)
+        depth += (event in ("start_map", "start_array")) - (event in ("end_map", "end_array"))
+        if depth == 0:  # the value is whole
+            yield str(key), builder.value, in_array
+            builder = None
 
 
 def readable(chunks: Iterable[bytes], buffer_size: int = CHUNK) -> IO[bytes]:
