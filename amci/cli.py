@@ -7,18 +7,30 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from amci.commands import auth, lake, reports, tenants, workflows
+from amci.commands.common import JSON, TIMEOUT, Target, ask, console, finish, insights, json_argument, target_options
+from shared.config import SERVICES
 
 
 @click.group()
-def main() -> None:
-    """AMC Insights operator tools."""
+@target_options
+@click.pass_context
+def main(ctx: click.Context, endpoints: Path | None, stage: str | None, profile: str | None,
+         region: str | None) -> None:
+    """AMC Insights: operate the platform, on the local cloud or a stage deployed to AWS.
+
+    Exit codes: 0 succeeded, 1 the platform answered that it did not (the message says why), 2 nothing to talk
+    to, no answer in time, or a usage error (the message says what to do)."""
+    ctx.obj = Target(endpoints, stage, profile, region)
+
+
+for _group in (tenants.group, auth.group, workflows.workflow, workflows.execution, workflows.schedule, reports.ads,
+               reports.sp, lake.group):
+    main.add_command(_group)
 
 
 @main.group()
@@ -88,107 +100,25 @@ def stage_record_outputs(stage_name: str, outputs_file: click.utils.LazyFile) ->
     console.print(table)
 
 
-@main.group()
-def tenant() -> None:
-    """Tenants: the AMC instances onboarded into the platform (requests on the tenant service's queue)."""
-
-
-_ENDPOINTS = click.option("--endpoints", type=click.Path(path_type=Path), default=None,
-                          help="The local cloud's endpoints file (default .local/endpoints.json).")
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-_TIMEOUT = click.option("--timeout", type=float, default=300, show_default=True, help="Seconds to wait for it.")
-
-
-def _details_command(name: str, request_type: str, summary: str) -> click.Command:
-    """``amci tenant add`` and ``update``: the same file, two requests."""
-
-    @tenant.command(name, help=summary)
-    @click.argument("details_file", type=click.File())
-    @_ENDPOINTS
-    @_TIMEOUT
-    @_JSON
-    def command(details_file: click.utils.LazyFile, endpoints: Path | None, timeout: float, as_json: bool) -> None:
-        _ask_tenant(request_type, _details(details_file), endpoints, timeout, as_json)
-
-    return command
-
-
-_details_command("add", "addTenant", "Onboard a tenant (or update it in place) from a JSON file: the AWS "
-                 "Solution's customer_details.")
-_details_command("update", "updateTenant", "Change an onboarded tenant (same file as add).")
-
-
-@tenant.command("get")
-@click.argument("customer_id")
-@_ENDPOINTS
-@_JSON
-def tenant_get(customer_id: str, endpoints: Path | None, as_json: bool) -> None:
-    """Show one tenant."""
-    _ask_tenant("getTenant", {"customer_id": customer_id}, endpoints, 60, as_json)
-
-
-@tenant.command("list")
-@_ENDPOINTS
-@_JSON
-def tenant_list(endpoints: Path | None, as_json: bool) -> None:
-    """List the tenants."""
-    _ask_tenant("listTenants", {}, endpoints, 60, as_json)
-
-
-@tenant.command("offboard")
-@click.argument("customer_id")
-@_ENDPOINTS
-@_TIMEOUT
-@_JSON
-def tenant_offboard(customer_id: str, endpoints: Path | None, timeout: float, as_json: bool) -> None:
-    """Remove a tenant's wiring, configuration and grants; its bucket and data are kept."""
-    _ask_tenant("offboardTenant", {"customer_id": customer_id}, endpoints, timeout, as_json)
-
-
 @main.command("request")
-@click.argument("service", type=click.Choice(["tenant", "workflow", "ads_reporting", "sp_reporting", "datalake"]))
+@click.argument("service", type=click.Choice(SERVICES))
 @click.argument("body")
-@_ENDPOINTS
-@_TIMEOUT
-@_JSON
-def request_cmd(service: str, body: str, endpoints: Path | None, timeout: float, as_json: bool) -> None:
-    """Send any request to a service and wait for its outcome. BODY is the request's JSON, or @FILE to read it
-    from a file. Exit 0 when it succeeded (or found no data), 1 when not, 2 when nothing answered."""
-    text = Path(body[1:]).read_text() if body.startswith("@") else body
-    try:
-        request = json.loads(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="BODY") from None
-    if not isinstance(request, dict):
-        raise click.BadParameter("a JSON object, e.g. '{\"requestType\": \"listSchedules\"}'", param_hint="BODY")
-    note = _ask(service, request, endpoints, timeout)  # as it is: the AWS Solution's payloads have no requestType
-    if as_json:
-        click.echo(json.dumps(note.body, indent=2))
-    else:
-        _print_outcome(note)
-        for name, value in note.body.get("details", {}).items():
-            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-                _records_table(name, value)
-    sys.exit(0 if note.attributes["status"] in ("SUCCEEDED", "NO_DATA") else 1)
-
-
-def _records_table(title: str, records: list[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(key for record in records for key in record))[:8]
-    table = Table(*columns, title=f"{title} ({len(records)})")
-    for record in records:
-        table.add_row(*(str(record.get(c, "")) for c in columns))
-    console.print(table)
+@TIMEOUT
+@JSON
+def request_cmd(service: str, body: str, timeout: float, as_json: bool) -> None:
+    """Send any request to a service as it is (the AWS Solution's payloads included) and wait for its outcome.
+    BODY is the request's JSON, or @FILE to read it from a file."""
+    request = json_argument(body, "BODY")
+    finish(ask(lambda sdk: sdk.request(service, request), timeout), as_json)
 
 
 @main.command("status")
-@_ENDPOINTS
-@_JSON
-def status_cmd(endpoints: Path | None, as_json: bool) -> None:
+@JSON
+def status_cmd(as_json: bool) -> None:
     """The platform's health: queues and dead letters, executions and reports by status, the latest failures.
     Exits 1 when something waits in a dead-letter queue or failed."""
-    from amci.status import platform_status
-
-    found = platform_status(_local_platform(endpoints))
+    with console.status("reading the platform's queues and records..."):
+        found = insights(120).status()
     troubled = any(q["deadLetter"] and q["waiting"] for q in found["queues"]) or bool(found["failures"])
     if as_json:
         click.echo(json.dumps(found, indent=2, default=str))
@@ -209,54 +139,6 @@ def status_cmd(endpoints: Path | None, as_json: bool) -> None:
                          str(f["reason"] or "")[:80])
     console.print(failures)
     sys.exit(1 if troubled else 0)
-
-
-@main.group("lake")
-def lake_group() -> None:
-    """The data lake: SQL over its tables, and redriving what a stage gave up on."""
-
-
-@lake_group.command("query")
-@click.argument("statement")
-@click.option("--database", default=None, help="The Glue database unqualified table names are in.")
-@_ENDPOINTS
-@_TIMEOUT
-@_JSON
-def lake_query(statement: str, database: str | None, endpoints: Path | None, timeout: float, as_json: bool) -> None:
-    """Run SQL (Athena; DuckDB in the local cloud) and print the rows; exit 1 when the query fails."""
-    from shared.lake import QueryFailed, query
-
-    platform = _local_platform(endpoints)
-    try:
-        with console.status("querying the lake..."):
-            rows = query(platform.client("athena"), statement, database=database, timeout_s=timeout,
-                         output=f"s3://{platform.buckets['stage']}/athena/")
-    except QueryFailed as exc:
-        console.print(f"[red]The query failed:[/] {exc}")
-        sys.exit(1)
-    if as_json:
-        click.echo(json.dumps(rows.as_dicts(), indent=2))
-        return
-    table = Table(*rows.columns)
-    for row in rows.rows:
-        table.add_row(*("NULL" if value is None else value for value in row))
-    console.print(table)
-    console.print(f"{len(rows.rows)} rows")
-
-
-@lake_group.command("redrive")
-@click.option("--stage", "lake_stage", type=click.Choice(["a", "b"]), required=True,
-              help="a: objects the light transform gave up on; b: files stage B gave up on.")
-@_ENDPOINTS
-@_JSON
-def lake_redrive(lake_stage: str, endpoints: Path | None, as_json: bool) -> None:
-    """Send a stage's dead letters back through it, all at once."""
-    note = _ask("datalake", {"requestType": "redrive", "stage": lake_stage}, endpoints, 120)
-    if as_json:
-        click.echo(json.dumps(note.body, indent=2))
-    else:
-        _print_outcome(note)
-    sys.exit(0 if note.attributes["status"] == "SUCCEEDED" else 1)
 
 
 @main.command("package")
@@ -291,64 +173,6 @@ def _print_endpoints(cloud: object) -> None:
     table.add_row("status topic", endpoints["status_topic_arn"])
     for name, bucket in endpoints["buckets"].items():
         table.add_row(f"{name} bucket", bucket)
-    console.print(table)
-
-
-def _details(details_file: click.utils.LazyFile) -> dict[str, Any]:
-    try:
-        payload = json.load(details_file)
-    except ValueError as exc:
-        raise click.BadParameter(f"{details_file.name} is not JSON: {exc}") from None
-    return payload if "customer_details" in payload else {"customer_details": payload}
-
-
-def _ask_tenant(request_type: str, fields: dict[str, Any], endpoints: Path | None, timeout: float,
-                as_json: bool) -> None:
-    """Send the request, wait for its outcome, show it; exit 0 when it succeeded, 1 when not, 2 on no answer."""
-    note = _ask("tenant", {"requestType": request_type, **fields}, endpoints, timeout)
-    if as_json:
-        click.echo(json.dumps(note.body, indent=2))
-    elif "tenants" in note.body.get("details", {}):
-        _tenant_table(note.body["details"]["tenants"])
-    else:
-        _print_outcome(note)
-        if request_type == "getTenant" and "tenant" in note.body.get("details", {}):
-            _tenant_table([note.body["details"]["tenant"]])
-    sys.exit(0 if note.attributes["status"] == "SUCCEEDED" else 1)
-
-
-def _ask(service: str, request: dict[str, Any], endpoints: Path | None, timeout: float) -> Any:
-    """Send a request to ``service`` and wait for its outcome; exit 2 when there is no platform or no answer."""
-    platform = _local_platform(endpoints)
-    try:
-        with console.status(f"{request.get('requestType', 'request')}: waiting for the {service} service..."):
-            return platform.ask(service, request, timeout)
-    except TimeoutError:
-        console.print(f"[red]No answer within {timeout:.0f}s[/]: see `amci local up --verbose` or the DLQ.")
-        sys.exit(2)
-
-
-def _local_platform(endpoints: Path | None) -> Any:
-    from amci.platform import Platform, PlatformNotFound
-    from local.cloud import ENDPOINTS_FILE
-
-    try:
-        return Platform.local(endpoints or ENDPOINTS_FILE)
-    except PlatformNotFound as exc:
-        console.print(f"[red]{exc}[/]")
-        sys.exit(2)
-
-
-def _print_outcome(note: Any) -> None:
-    colour = "green" if note.attributes["status"] == "SUCCEEDED" else "red"
-    console.print(f"[{colour}]{note.attributes['status']}[/] {note.body['summary']}")
-
-
-def _tenant_table(tenants: list[dict[str, Any]]) -> None:
-    table = Table("tenant", "name", "status", "bucket", "pattern", "AMC instance", title=f"{len(tenants)} tenants")
-    for t in tenants:
-        table.add_row(t["customerId"], t.get("customerName", ""), t.get("status", ""), t.get("bucketName", ""),
-                      t.get("pattern", ""), t.get("amcInstanceId", ""))
     console.print(table)
 
 

@@ -1,45 +1,64 @@
 """Talking to a running platform the way other systems do: requests on a service's request queue, answers on
-the status topic. Reached through ``.local/endpoints.json`` (the local cloud); reaching an AWS account comes with the
-deploy."""
+the status topic, records read from its tables. Everything is found from the platform stack's outputs: the local
+cloud writes them to ``.local/endpoints.json``; on AWS they are read from stack ``amci-<stage>`` with a profile and
+region of the caller's choosing."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from local.inbox import Inbox, Notification
+from shared.config import SERVICES
 
 
 class PlatformNotFound(RuntimeError):
-    """No running platform to talk to (e.g. the local cloud is not up)."""
+    """No running platform to talk to (the local cloud is not up, or no stack of that stage)."""
+
+
+def stack_name(stage: str) -> str:
+    return f"amci-{stage}"
 
 
 @dataclass(frozen=True)
 class Platform:
-    request_queues: dict[str, str]
-    status_topic_arn: str
     session: Any
-    endpoint_url: str | None = None
-    buckets: dict[str, str] = field(default_factory=dict)  # raw, reports, stage
-    outputs: dict[str, str] = field(default_factory=dict)  # the platform stack's outputs
+    outputs: dict[str, str]  # the platform stack's outputs
+    endpoint_url: str | None = None  # the local cloud's single AWS endpoint
 
     @classmethod
     def local(cls, endpoints_file: Path) -> Platform:
+        """The local cloud whose endpoints ``amci local up`` wrote to ``endpoints_file``."""
         if not endpoints_file.exists():
-            raise PlatformNotFound(f"{endpoints_file} not found: start the local cloud with `amci local up`")
+            raise PlatformNotFound(f"{endpoints_file} not found: start the local cloud with `amci local up` "
+                                   "(or name a deployed stage with --stage)")
         endpoints = json.loads(endpoints_file.read_text())
         session = boto3.session.Session(aws_access_key_id=endpoints["credentials"]["aws_access_key_id"],
                                         aws_secret_access_key=endpoints["credentials"]["aws_secret_access_key"],
                                         region_name=endpoints["region"])
-        return cls(endpoints["request_queues"], endpoints["status_topic_arn"], session, endpoints["aws_endpoint_url"],
-                   endpoints["buckets"], endpoints.get("outputs", {}))
+        return cls(session, endpoints["outputs"], endpoints["aws_endpoint_url"])
+
+    @classmethod
+    def aws(cls, stage: str, profile: str | None = None, region: str | None = None) -> Platform:
+        """The platform deployed as stage ``stage`` in the account and region of ``profile``/``region`` (or the
+        environment's)."""
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        cloudformation = session.client("cloudformation")
+        try:
+            stack = cloudformation.describe_stacks(StackName=stack_name(stage))["Stacks"][0]
+        except cloudformation.exceptions.ClientError as exc:
+            raise PlatformNotFound(f"no stack {stack_name(stage)} in {session.region_name}: deploy it with "
+                                   f"`amci deploy --stage {stage}`, or check --profile/--region ({exc})") from None
+        return cls(session, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)
@@ -47,24 +66,59 @@ class Platform:
     def resource(self, service: str) -> Any:
         return self.session.resource(service, endpoint_url=self.endpoint_url)
 
+    def table(self, output: str) -> Any:
+        """The DynamoDB table named by stack output ``output`` (e.g. ``WorkflowRecordsTable``)."""
+        return self.resource("dynamodb").Table(self.outputs[output])
+
+    @cached_property
+    def request_queues(self) -> dict[str, str]:
+        """Each service's request queue URL."""
+        return {service: self.outputs[f"{_camel(service)}RequestQueueUrl"] for service in SERVICES}
+
+    @property
+    def buckets(self) -> dict[str, str]:
+        return {name: self.outputs[f"{name.title()}Bucket"] for name in ("raw", "reports", "stage")}
+
     def send(self, service: str, request: dict[str, Any]) -> str:
         """Put ``request`` on the service's queue; returns its ``requestId`` (given one if it had none)."""
         request = {"requestId": uuid.uuid4().hex, **request}
         self.client("sqs").send_message(QueueUrl=self.request_queues[service], MessageBody=json.dumps(request))
         return str(request["requestId"])
 
-    def ask(self, service: str, request: dict[str, Any], timeout_s: float) -> Notification:
-        """Send ``request`` and wait for its outcome on the status topic."""
+    def ask(self, service: str, request: dict[str, Any], timeout_s: float,
+            waiting: Callable[[float], None] | None = None) -> Notification:
+        """Send ``request`` and wait for its outcome on the status topic; ``waiting(seconds so far)`` is called
+        every couple of seconds meanwhile (progress)."""
         with self.inbox() as inbox:
             request_id = self.send(service, request)
-            return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s=timeout_s)
+            return wait_for(inbox, lambda n: n.body.get("request_id") == request_id, timeout_s, waiting)
 
     @contextmanager
     def inbox(self) -> Iterator[Inbox]:
         """A queue subscribed to the status topic for as long as the block runs."""
         sqs, sns = self.client("sqs"), self.client("sns")
-        inbox = Inbox(sqs, sns, self.status_topic_arn, name=f"amci-cli-{uuid.uuid4().hex[:12]}")
+        inbox = Inbox(sqs, sns, self.outputs["StatusTopicArn"], name=f"amci-cli-{uuid.uuid4().hex[:12]}")
         try:
             yield inbox
         finally:
             inbox.close(sns)
+
+
+def wait_for(inbox: Inbox, matches: Callable[[Notification], bool], timeout_s: float,
+             waiting: Callable[[float], None] | None = None) -> Notification:
+    """The first notification that ``matches``, calling ``waiting(seconds so far)`` between looks."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        try:
+            return inbox.wait_for(matches, timeout_s=min(2.0, max(timeout_s - elapsed, 0)))
+        except TimeoutError:
+            if time.monotonic() - started >= timeout_s:
+                raise
+        if waiting is not None:
+            waiting(time.monotonic() - started)
+
+
+def _camel(service: str) -> str:
+    """``ads_reporting`` -> ``AdsReporting``: how the stack's outputs name a service."""
+    return "".join(word.title() for word in service.split("_"))

@@ -10,6 +10,7 @@ from boto3.dynamodb.conditions import Key
 
 from amci.platform import Platform
 from shared import aws
+from shared.lake import pending_files
 
 EXECUTION_STATUSES = ("QUEUED", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "REJECTED", "CANCELLED",
                       "ERROR")
@@ -25,8 +26,8 @@ _DEAD_LETTERS = (*(f"{name}Dlq" for name in ("TenantRequest", "WorkflowRequest",
 
 def platform_status(platform: Platform, failures: int = 10) -> dict[str, Any]:
     """``{"queues": [...], "executions": {status: n}, "reports": {status: n}, "failures": [...]}``."""
-    workflow = platform.resource("dynamodb").Table(platform.outputs["WorkflowRecordsTable"])
-    reports = platform.resource("dynamodb").Table(platform.outputs["ReportRecordsTable"])
+    workflow = platform.table("WorkflowRecordsTable")
+    reports = platform.table("ReportRecordsTable")
     failed = [*_by_status(workflow, "executionStatus", FAILED), *_by_status(reports, "reportStatus", FAILED)]
     return {"queues": _queues(platform),
             "executions": _counts(workflow, "executionStatus", EXECUTION_STATUSES),
@@ -68,3 +69,21 @@ def _failure(item: dict[str, Any]) -> dict[str, Any]:
             "status": item.get("executionStatus") or item.get("reportStatus"), "createdAt": item["createdAt"],
             "what": item.get("workflowId") if execution else item.get("tableName"),
             "reason": item.get("amcMessage") if execution else item.get("message")}
+
+
+def lake_status(platform: Platform, datasets: list[str]) -> list[dict[str, Any]]:
+    """Per dataset: files waiting for stage B, files in a run, and its latest run (status, files, totals)."""
+    pipeline = platform.table("DatalakePipelineTable")
+    found = []
+    for dataset in datasets:
+        files = list(pending_files(pipeline, dataset))
+        runs = aws.items(pipeline.query, KeyConditionExpression=Key("dataset").eq(dataset)
+                         & Key("itemId").begins_with("run#"))
+        latest = max(runs, key=lambda run: int(run.get("startedAt", 0)), default=None)
+        found.append({"dataset": dataset, "waiting": sum(f["status"] == "PENDING" for f in files),
+                      "inRun": sum(f["status"] == "CLAIMED" for f in files),
+                      "latestRun": None if latest is None else {
+                          "runId": latest["itemId"].removeprefix("run#"), "status": latest["status"],
+                          "files": int(latest.get("files", 0)), "startedAt": int(latest.get("startedAt", 0)),
+                          "totals": {k: int(v) for k, v in (latest.get("totals") or {}).items()}}})
+    return found

@@ -6,12 +6,15 @@ seconds; the scheduler's clock runs 60 times faster, so a ``rate(1 minute)`` fir
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from amci.cli import main
 from local.cloud import LocalCloud
 from local.inbox import Inbox
 from local.sandbox.faults import Faults
@@ -30,6 +33,22 @@ def cloud() -> Iterator[LocalCloud]:
     with LocalCloud(port=0, parameters=TEST_PARAMETERS, clock=ScaledClock(speed=60),
                     extra_apps=[TESTS / "apps" / "clock"]) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def endpoints_file(cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local cloud's endpoints, as ``amci local up`` writes them for other processes."""
+    path = tmp_path_factory.mktemp("endpoints") / "endpoints.json"
+    path.write_text(json.dumps(cloud.endpoints))
+    return path
+
+
+@pytest.fixture(scope="session")
+def amci(endpoints_file: Path) -> Callable[..., Result]:
+    """Run an ``amci`` command in this process against the local cloud, as a user would type it (wide tables)."""
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), env={"AMCI_ENDPOINTS": str(endpoints_file),
+                                                               "COLUMNS": "200"}, catch_exceptions=False)
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
 import pytest
+from click.testing import Result
 
 from tests.support import wait_until
 
@@ -84,7 +85,7 @@ def _amci(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "200"})  # tables as wide as they need
 
 
-def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_path: Path) -> None:
+def test_tenant_commands_onboard_show_list_and_offboard(amci: Callable[..., Result], tmp_path: Path) -> None:
     details = tmp_path / "tenant.json"
     details.write_text(json.dumps({"customer_details": {
         "customer_id": "cli-tenant", "customer_name": "CLI Tenant", "bucket_exists": "false",
@@ -92,58 +93,59 @@ def test_tenant_commands_onboard_show_list_and_offboard(local_up: LocalUp, tmp_p
                 "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
                 "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}}))
 
-    at = ("--endpoints", str(local_up.endpoints_file))
-    added = _amci("tenant", "add", str(details), *at)
-    shown = _amci("tenant", "get", "cli-tenant", "--json", *at)
-    listed = _amci("tenant", "list", *at)
-    offboarded = _amci("tenant", "offboard", "cli-tenant", *at)
-    missing = _amci("tenant", "get", "no-such-tenant", *at)
+    added = amci("tenant", "add", str(details))
+    shown = amci("tenant", "get", "cli-tenant", "--json")
+    listed = amci("tenant", "list")
+    offboarded = amci("tenant", "offboard", "cli-tenant")
+    missing = amci("tenant", "get", "no-such-tenant")
+    not_json = amci("tenant", "add", __file__)
 
-    assert added.returncode == 0 and "SUCCEEDED tenant cli-tenant onboarded" in added.stdout, added.stdout
-    assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert json.loads(shown.stdout)["details"]["tenant"]["status"] == "ACTIVE"
-    assert listed.returncode == 0 and "cli-tenant" in listed.stdout and "NEW_BUCKET" in listed.stdout
-    assert offboarded.returncode == 0 and "offboarded" in offboarded.stdout
-    assert missing.returncode == 1 and "customer_id: expected an onboarded tenant" in missing.stdout
-
-
-def test_lake_commands_query_and_redrive(local_up: LocalUp) -> None:
-    at = ("--endpoints", str(local_up.endpoints_file))
-    shown = _amci("lake", "query", "SELECT 1 AS one, 'x' AS letter", *at)
-    as_json = _amci("lake", "query", "SELECT 1 AS one, NULL AS nothing", "--json", *at)
-    failed = _amci("lake", "query", "SELECT * FROM no_such_table", *at)
-    redriven = _amci("lake", "redrive", "--stage", "a", "--json", *at)
-
-    assert shown.returncode == 0 and "letter" in shown.stdout and "1 rows" in shown.stdout, shown.stdout
-    assert as_json.returncode == 0 and json.loads(as_json.stdout) == [{"one": "1", "nothing": None}]
-    assert failed.returncode == 1 and "The query failed" in failed.stdout and "no_such_table" in failed.stdout
-    assert redriven.returncode == 0 and json.loads(redriven.stdout)["details"] == {"stage": "a", "redriven": 0}
+    assert added.exit_code == 0 and "SUCCEEDED tenant cli-tenant onboarded" in added.output, added.output
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["details"]["tenant"]["status"] == "ACTIVE"
+    assert listed.exit_code == 0 and "cli-tenant" in listed.output and "NEW_BUCKET" in listed.output
+    assert offboarded.exit_code == 0 and "offboarded" in offboarded.output
+    assert missing.exit_code == 1 and "customer_id: expected an onboarded tenant" in missing.output
+    assert not_json.exit_code == 2 and "is not JSON" in not_json.output
 
 
-def test_any_request_is_sent_and_answered(local_up: LocalUp, tmp_path: Path) -> None:
-    at = ("--endpoints", str(local_up.endpoints_file))
+def test_lake_commands_query_and_redrive(amci: Callable[..., Result]) -> None:
+    shown = amci("lake", "query", "SELECT 1 AS one, 'x' AS letter")
+    as_json = amci("lake", "query", "SELECT 1 AS one, NULL AS nothing", "--json")
+    failed = amci("lake", "query", "SELECT * FROM no_such_table")
+    redriven = amci("lake", "redrive", "--stage", "a", "--json")
+    wrong_stage = amci("lake", "redrive", "--stage", "c")
+
+    assert shown.exit_code == 0 and "letter" in shown.output and "1 rows" in shown.output, shown.output
+    assert as_json.exit_code == 0 and json.loads(as_json.output) == [{"one": "1", "nothing": None}]
+    assert failed.exit_code == 1 and "The query failed" in failed.output and "no_such_table" in failed.output
+    assert redriven.exit_code == 0 and json.loads(redriven.output)["details"] == {"stage": "a", "redriven": 0}
+    assert wrong_stage.exit_code == 2 and "'c' is not one of 'a', 'b'" in wrong_stage.output
+
+
+def test_any_request_is_sent_and_answered(amci: Callable[..., Result], tmp_path: Path) -> None:
     body = tmp_path / "list.json"
     body.write_text(json.dumps({"requestType": "listDatasets"}))
-    listed = _amci("request", "datalake", f"@{body}", *at)
-    as_json = _amci("request", "ads_reporting", '{"requestType": "listSchedules"}', "--json", *at)
-    rejected = _amci("request", "workflow", '{"requestType": "listExecutions"}', *at)
-    not_json = _amci("request", "tenant", "{not json", *at)
+    listed = amci("request", "datalake", f"@{body}")
+    as_json = amci("request", "ads_reporting", '{"requestType": "listSchedules"}', "--json")
+    rejected = amci("request", "workflow", '{"requestType": "listExecutions"}')
+    not_json = amci("request", "tenant", "{not json")
 
-    assert listed.returncode == 0 and "datasets (3)" in listed.stdout and "adtech-amc" in listed.stdout, listed.stdout
-    assert as_json.returncode == 0 and json.loads(as_json.stdout)["details"] == {"schedules": []}
-    assert rejected.returncode == 1 and "customerId: expected a value" in rejected.stdout
-    assert not_json.returncode == 2 and "not JSON" in not_json.stderr
+    assert listed.exit_code == 0 and "datasets (3)" in listed.output and "adtech-amc" in listed.output, listed.output
+    assert as_json.exit_code == 0 and json.loads(as_json.output)["details"] == {"schedules": []}
+    assert rejected.exit_code == 1 and "customerId: expected a value" in rejected.output
+    assert not_json.exit_code == 2 and "not JSON" in not_json.output
 
 
 def test_status_shows_queues_work_and_failures(local_up: LocalUp) -> None:
-    at = ("--endpoints", str(local_up.endpoints_file))
+    at = ("--endpoints", str(local_up.endpoints_file))  # the installed command, as a user runs it
     client = boto3.client("sqs", endpoint_url=local_up.endpoints["aws_endpoint_url"], region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     dlq = client.get_queue_url(QueueName=local_up.endpoints["outputs"]["DatalakeStageBDlq"])["QueueUrl"]
-    before = _amci("status", "--json", *at)
+    before = _amci(*at, "status", "--json")
     client.send_message(QueueUrl=dlq, MessageBody=json.dumps({"reason": "a test's dead letter"}))
-    after = _amci("status", "--json", *at)
-    shown = _amci("status", *at)
+    after = _amci(*at, "status", "--json")
+    shown = _amci(*at, "status")
 
     found = json.loads(before.stdout)
     assert set(found) == {"queues", "executions", "reports", "failures"}, before.stdout + before.stderr
@@ -157,10 +159,10 @@ def test_status_shows_queues_work_and_failures(local_up: LocalUp) -> None:
     client.purge_queue(QueueUrl=dlq)
 
 
-def test_tenant_commands_say_what_to_do_without_a_running_platform(tmp_path: Path) -> None:
-    result = _amci("tenant", "list", "--endpoints", str(tmp_path / "none.json"))
+def test_commands_say_what_to_do_without_a_running_platform(amci: Callable[..., Result], tmp_path: Path) -> None:
+    result = amci("--endpoints", str(tmp_path / "none.json"), "tenant", "list")
 
-    assert result.returncode == 2 and "start the local cloud with `amci local up`" in result.stdout
+    assert result.exit_code == 2 and "start the local cloud with `amci local up`" in result.output
 
 
 def test_ctrl_c_stops_local_up_cleanly(local_up: LocalUp) -> None:
