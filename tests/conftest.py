@@ -45,10 +45,11 @@ def endpoints_file(cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def amci(endpoints_file: Path) -> Callable[..., Result]:
-    """Run an ``amci`` command in this process against the local cloud, as a user would type it (wide tables)."""
+    """Run an ``amci`` command in this process against the local cloud, as a user would type it (wide tables);
+    ``env`` adds environment variables."""
     runner = CliRunner()
-    return lambda *args: runner.invoke(main, list(args), env={"AMCI_ENDPOINTS": str(endpoints_file),
-                                                               "COLUMNS": "200"}, catch_exceptions=False)
+    return lambda *args, env=None: runner.invoke(main, list(args), catch_exceptions=False, env={
+        "AMCI_ENDPOINTS": str(endpoints_file), "COLUMNS": "200", **(env or {})})
 
 
 @pytest.fixture(scope="session")
