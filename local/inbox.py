@@ -25,8 +25,15 @@ class Inbox:
 
     def __init__(self, sqs: Any, sns: Any, topic_arn: str, name: str | None = None) -> None:
         self._sqs = sqs
-        self.url = sqs.create_queue(QueueName=name or f"inbox-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+        # Encrypted, short-lived (a crashed reader's queue keeps nothing for long), and open to the topic only:
+        # SNS delivers to a queue only when the queue's policy lets it.
+        self.url = sqs.create_queue(QueueName=name or f"inbox-{uuid.uuid4().hex[:12]}", Attributes={
+            "SqsManagedSseEnabled": "true", "MessageRetentionPeriod": "3600"})["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sqs.set_queue_attributes(QueueUrl=self.url, Attributes={"Policy": json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
         self.subscription_arn = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn,
                                               ReturnSubscriptionArn=True)["SubscriptionArn"]
         self.received: list[Notification] = []
