@@ -16,6 +16,7 @@ they run. Nothing here bypasses a service: the SDK reads the platform's tables o
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -162,7 +163,7 @@ class Insights:
     def _backfill(self, service: str, body: dict[str, Any], what: str, wait: bool) -> Outcome:
         """Submit a backfill; with ``wait``, wait for each of its windows' outcomes too (``details["windows"]``
         becomes their outcomes)."""
-        body = {"requestId": uuid.uuid4().hex, **body}
+        body, deadline = {"requestId": uuid.uuid4().hex, **body}, time.monotonic() + self.timeout_s
         with self.platform.inbox() as inbox:
             self.platform.send(service, body)
             submitted = Outcome.of(service, wait_for(inbox, lambda n: n.body.get("request_id") == body["requestId"],
@@ -173,7 +174,7 @@ class Insights:
             windows = lambda: {n.body["request_id"]: n for n in inbox.received  # noqa: E731
                                if str(n.body.get("request_id", "")).startswith(prefix)}
             report = self.progress or (lambda _: None)
-            wait_for(inbox, lambda _: len(windows()) >= total, self.timeout_s,
+            wait_for(inbox, lambda _: len(windows()) >= total, deadline - time.monotonic(),
                      lambda elapsed: report(Progress(what, "RUNNING", elapsed, len(windows()), total)))
             outcomes = [Outcome.of(service, n) for _, n in sorted(windows().items())]
         failed = [o for o in outcomes if not o.ok]
@@ -325,8 +326,10 @@ class Executions:
         """Run again the windows of a backfill that did not succeed."""
         return self._ask(customer_id, "resubmitBackfill", backfillId=backfill_id)
 
-    def schedules(self, customer_id: str) -> Schedules:
-        """The tenant's execution schedules: each sends ``execution_request(...)`` at its times."""
+    def schedules(self, customer_id: str | None = None) -> Schedules:
+        """The tenant's execution schedules: each sends a createExecution request (``{"requestType":
+        "createExecution", "createExecutionRequest": execution_request(...)}``) at its times. Without a tenant,
+        delete, enable and disable find the schedule by its name."""
         return Schedules(self._insights, "workflow", "executionRequest", customer_id)
 
     def _ask(self, customer_id: str, request_type: str, **fields: Any) -> Outcome:
@@ -417,11 +420,12 @@ def ads_report_request(profile_id: str, region: str, report_type: str, start: st
     from shared.amazon.ads import REPORT_TYPES
 
     known = REPORT_TYPES.get(report_type)
-    configuration = {"adProduct": ad_product or (known.ad_product if known else None), "reportTypeId": report_type,
+    ad_product = ad_product or (known.ad_product if known else None)  # an unknown type: Amazon says what it lacks
+    configuration = {**({"adProduct": ad_product} if ad_product else {}), "reportTypeId": report_type,
                      "groupBy": group_by, "columns": columns, "timeUnit": time_unit, "format": "GZIP_JSON",
                      **({"filters": filters} if filters else {})}
     return {"profileId": str(profile_id), "region": region, "requestBody": {
-        "name": f"{report_type} {start}..{end}", "startDate": start, "endDate": end, "configuration": configuration},
+        "startDate": start, "endDate": end, "configuration": configuration},
         **{k: v for k, v in (("tableName", table), ("authId", auth_id), ("customerId", customer_id)) if v}}
 
 
