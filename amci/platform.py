@@ -1,7 +1,7 @@
 """Talking to a running platform the way other systems do: requests on a service's request queue, answers on
 the status topic, records read from its tables. Everything is found from the platform stack's outputs: the local
 cloud writes them to ``.local/endpoints.json``; on AWS they are read from stack ``amci-<stage>`` with a profile and
-region of the caller's choosing."""
+region of the caller's choosing. Amazon's APIs are Amazon's own hosts, or for the local cloud its sandbox's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 
 from local.inbox import Inbox, Notification
+from shared.amazon.regions import HOSTS, Endpoints
 from shared.config import SERVICES
 
 
@@ -34,6 +35,7 @@ class Platform:
     session: Any
     outputs: dict[str, str]  # the platform stack's outputs
     endpoint_url: str | None = None  # the local cloud's single AWS endpoint
+    amazon: dict[str, str] = field(default_factory=dict)  # Amazon hosts replaced (the local cloud's sandbox)
 
     @classmethod
     def local(cls, endpoints_file: Path) -> Platform:
@@ -45,7 +47,8 @@ class Platform:
         session = boto3.session.Session(aws_access_key_id=endpoints["credentials"]["aws_access_key_id"],
                                         aws_secret_access_key=endpoints["credentials"]["aws_secret_access_key"],
                                         region_name=endpoints["region"])
-        return cls(session, endpoints["outputs"], endpoints["aws_endpoint_url"])
+        sandbox = {api: url for api, url in endpoints.get("sandbox", {}).items() if api in HOSTS}
+        return cls(session, endpoints["outputs"], endpoints["aws_endpoint_url"], sandbox)
 
     @classmethod
     def aws(cls, stage: str, profile: str | None = None, region: str | None = None) -> Platform:
@@ -65,6 +68,11 @@ class Platform:
 
     def resource(self, service: str) -> Any:
         return self.session.resource(service, endpoint_url=self.endpoint_url)
+
+    @property
+    def amazon_endpoints(self) -> Endpoints:
+        """Where Amazon's APIs and consent pages are for this platform."""
+        return Endpoints(self.amazon)
 
     def table(self, output: str) -> Any:
         """The DynamoDB table named by stack output ``output`` (e.g. ``WorkflowRecordsTable``)."""

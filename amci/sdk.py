@@ -24,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from amci.auth import Auth
 from amci.platform import Platform, wait_for
 from local.inbox import Notification
 from shared import lake
@@ -129,9 +130,7 @@ class Insights:
         return Tenants(self)
 
     @cached_property
-    def auth(self) -> Any:
-        from amci.auth import Auth
-
+    def auth(self) -> Auth:
         return Auth(self.platform)
 
     @cached_property

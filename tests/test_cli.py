@@ -79,7 +79,7 @@ def test_local_up_serves_other_processes(local_up: LocalUp) -> None:
                                                                            "from-cli-test")
     assert set(endpoints["sandbox"]["credentials"]) == {"client_id", "client_secret", "refresh_token",
                                                         "amc_instance_id", "advertiser_id", "marketplace_id",
-                                                        "profile_id"}
+                                                        "profile_id", "sp_application_id", "selling_partner_id"}
 
 
 def _amci(*args: str) -> subprocess.CompletedProcess:

@@ -7,17 +7,15 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 
 from local.cloud import LocalCloud
 from shared import aws
 from shared.amazon.errors import AuthorizationFailed, OutOfTime
 from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
-from shared.amazon.lwa import CredentialStore, TokenProvider, exchange_authorization_code
-from shared.amazon.regions import Endpoints, Region
+from shared.amazon.lwa import CredentialStore, TokenProvider
+from shared.amazon.regions import Endpoints
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.05, max_delay_s=0.5)
 
@@ -121,27 +119,6 @@ def test_missing_credentials_say_what_to_do(cloud: LocalCloud, endpoints: Endpoi
 
     with pytest.raises(AuthorizationFailed, match="lacks client_secret, refresh_token: store the credentials"):
         _provider(name, endpoints).access_token()
-
-
-def test_onboarding_exchanges_a_consent_code_once(cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
-    demo = cloud.sandbox.credentials
-    consent = requests.get(f"{endpoints.base('lwa', Region.EU)}/ap/oa", allow_redirects=False, params={
-        "client_id": demo["client_id"], "scope": "advertising::campaign_management", "response_type": "code",
-        "redirect_uri": "https://amazon.com", "state": "s1"}, timeout=10)
-    query = parse_qs(urlsplit(consent.headers["Location"]).query)
-    store = CredentialStore(aws.client("secretsmanager"), secret)
-
-    credentials = exchange_authorization_code(AmazonHttp("lwa", FAST), endpoints, store, demo["client_id"],
-                                              demo["client_secret"], query["code"][0], "https://amazon.com",
-                                              Region.EU)
-
-    assert (consent.status_code, query["state"]) == (302, ["s1"])
-    assert credentials.refresh_token != demo["refresh_token"] and _stored(secret)["refresh_token"] == \
-        credentials.refresh_token
-    assert _provider(secret, endpoints).access_token() == credentials.access_token
-    with pytest.raises(AuthorizationFailed, match="invalid_grant: The request has an invalid grant parameter : code"):
-        exchange_authorization_code(AmazonHttp("lwa", FAST), endpoints, store, demo["client_id"],
-                                    demo["client_secret"], query["code"][0], "https://amazon.com", Region.EU)
 
 
 def test_a_wrong_client_secret_is_invalid_client(cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:

@@ -36,6 +36,8 @@ class DemoAccount:
     advertiser_id: str = "ENTITY1DEMO0ADVERTISER"
     marketplace_id: str = "ATVPDKIKX0DER"
     profile_id: str = "3800000000000001"
+    sp_application_id: str = "amzn1.sp.solution.0000sand-box0-demo-0000-000000000001"  # the app's SP-API side
+    selling_partner_id: str = "A2SANDBOXDEMOSELLER"  # who authorizes it on Seller Central
 
 
 class Sandbox:
@@ -50,13 +52,14 @@ class Sandbox:
         self.lwa = LwaState(token_ttl_s=token_ttl_s)
         self.lwa.register_client(self.account.client_id, self.account.client_secret, {self.account.redirect_uri})
         self.lwa.add_refresh_token(self.account.client_id, self.account.refresh_token)
+        self.lwa.register_application(self.account.sp_application_id, self.account.client_id)
         self.files = Files(lambda: self.base_url)
         self.s3 = s3
         self.amc = AmcApi(self)
         self.ads = AdsApi(self)
         self.sp = SpApi(self)
-        self._http = SandboxHttp([LwaApi(self.lwa), self.amc, self.ads, self.sp, AdminApi(self),
-                                  FilesApi(self.files)], self.faults, self.requests, port=port)
+        self._http = SandboxHttp([LwaApi(self.lwa, self.account.selling_partner_id), self.amc, self.ads, self.sp,
+                                  AdminApi(self), FilesApi(self.files)], self.faults, self.requests, port=port)
 
     @property
     def base_url(self) -> str:
@@ -76,11 +79,14 @@ class Sandbox:
         return {"client_id": account.client_id, "client_secret": account.client_secret,
                 "refresh_token": account.refresh_token, "amc_instance_id": account.amc_instance_id,
                 "advertiser_id": account.advertiser_id, "marketplace_id": account.marketplace_id,
-                "profile_id": account.profile_id}
+                "profile_id": account.profile_id, "sp_application_id": account.sp_application_id,
+                "selling_partner_id": account.selling_partner_id}
 
     @property
     def endpoints(self) -> dict[str, Any]:
-        """Base URLs; every regional host is served at ``{base}/{na|eu|fe}`` (AMC shares the Ads host)."""
+        """Base URLs; every regional host is served at ``{base}/{na|eu|fe}`` (AMC shares the Ads host, LWA serves
+        both consent pages)."""
         base = self.base_url
         return {"lwa": f"{base}/lwa", "ads": f"{base}/ads", "amc": f"{base}/ads", "sp": f"{base}/sp",
+                "consent": f"{base}/lwa", "sellercentral": f"{base}/lwa",
                 "admin": f"{base}/_sandbox", "credentials": self.credentials}

@@ -157,21 +157,6 @@ def request_tokens(http: AmazonHttp, endpoints: Endpoints, region: Region, form:
         raise
 
 
-def exchange_authorization_code(http: AmazonHttp, endpoints: Endpoints, store: CredentialStore, client_id: str,
-                                client_secret: str, code: str, redirect_uri: str,
-                                region: Region = Region.NA) -> LwaCredentials:
-    """Onboarding: trade a consent code (single use, 5 minutes) for a refresh token, and store the credentials."""
-    tokens = request_tokens(http, endpoints, region, {
-        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-        "client_id": client_id, "client_secret": client_secret})
-    credentials = LwaCredentials(client_id, client_secret, tokens["refresh_token"], tokens["access_token"],
-                                 time.time() + float(tokens.get("expires_in", 3600)))
-    store.update({"client_id": client_id, "client_secret": client_secret, "refresh_token": credentials.refresh_token,
-                  "access_token": credentials.access_token,
-                  "access_token_expires_at": credentials.access_token_expires_at})
-    return credentials
-
-
 class BearerAuth:
     """Ads and AMC: ``Authorization: Bearer`` plus the app's client id."""
 

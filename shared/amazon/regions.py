@@ -1,5 +1,8 @@
 """Where each Amazon API lives: regions, their hosts, and the marketplaces in each.
 
+Besides the APIs, the two pages where a user grants an app access (onboarding): ``consent``, Login with Amazon's
+authorization page (Amazon Ads and AMC), and ``sellercentral``, Seller Central's app authorization (SP-API).
+
 ``AMAZON_API_ENDPOINTS`` (JSON ``{"lwa": url, "ads": url, "amc": url, "sp": url}``) replaces Amazon's hosts, e.g.
 with the local sandbox, which serves each region at ``{url}/{na|eu|fe}``.
 """
@@ -31,6 +34,13 @@ HOSTS: dict[str, dict[Region, str]] = {
            Region.FE: "https://sellingpartnerapi-fe.amazon.com"},
 }
 HOSTS["amc"] = HOSTS["ads"]  # AMC's API is served by the Ads hosts
+HOSTS["consent"] = {Region.NA: "https://www.amazon.com", Region.EU: "https://eu.account.amazon.com",
+                    Region.FE: "https://apac.account.amazon.com"}
+HOSTS["sellercentral"] = {Region.NA: "https://sellercentral.amazon.com",
+                          Region.EU: "https://sellercentral-europe.amazon.com",
+                          Region.FE: "https://sellercentral.amazon.co.jp"}
+# Where each consent page is on its host: Amazon redirects from it to the app's redirect URI with a code
+CONSENT_PATHS = {"consent": "/ap/oa", "sellercentral": "/apps/authorize/consent"}
 
 MARKETPLACES: dict[str, tuple[str, Region]] = {
     "A2EUQ1WTGCTBG2": ("CA", Region.NA), "ATVPDKIKX0DER": ("US", Region.NA), "A1AM78C64UM0Y8": ("MX", Region.NA),

@@ -1,11 +1,12 @@
-"""LWA's state: registered apps, refresh tokens, authorization codes and the access tokens issued."""
+"""LWA's state: registered apps (and the SP-API applications they belong to), refresh tokens, authorization codes
+and the access tokens issued."""
 
 from __future__ import annotations
 
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from local.sandbox.errors import SandboxError
@@ -24,6 +25,15 @@ class AccessToken:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class Application:
+    """An SP-API application (``amzn1.sp.solution...``) and the LWA client its codes are for; a draft one is only
+    authorized with ``version=beta``."""
+
+    client_id: str
+    draft: bool = False
+
+
 @dataclass
 class Code:
     client_id: str
@@ -36,14 +46,21 @@ class LwaState:
     def __init__(self, token_ttl_s: int = 3600, clock: Callable[[], float] = time.time) -> None:
         self.token_ttl_s = token_ttl_s
         self._clock = clock
-        self.clients: dict[str, tuple[str, set[str]]] = {}  # client id -> (secret, allowed return URLs)
+        self.clients: dict[str, tuple[str, tuple[str, ...]]] = {}  # client id -> (secret, allowed return URLs)
+        self.applications: dict[str, Application] = {}  # SP-API application id -> its app
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> client id
         self.access_tokens: dict[str, AccessToken] = {}
         self.codes: dict[str, Code] = {}
         self._lock = threading.Lock()
 
-    def register_client(self, client_id: str, client_secret: str, redirect_uris: set[str]) -> None:
-        self.clients[client_id] = (client_secret, set(redirect_uris))
+    def register_client(self, client_id: str, client_secret: str, redirect_uris: Iterable[str]) -> None:
+        """An app and its allowed return URLs; the first is Seller Central's default."""
+        self.clients[client_id] = (client_secret, tuple(dict.fromkeys(redirect_uris)))
+
+    def register_application(self, application_id: str, client_id: str, draft: bool = False) -> None:
+        """An SP-API application of the registered app ``client_id``."""
+        self._client(client_id)
+        self.applications[application_id] = Application(client_id, draft)
 
     def add_refresh_token(self, client_id: str, token: str | None = None) -> str:
         token = token or "Atzr|" + secrets.token_urlsafe(48)
@@ -60,6 +77,21 @@ class LwaState:
         with self._lock:
             self.codes[code] = Code(client_id, redirect_uri, self._clock() + CODE_TTL_S)
         return code
+
+    def issue_application_code(self, application_id: str, redirect_uri: str | None, version: str | None
+                               ) -> tuple[str, str]:
+        """What Seller Central's consent does when the seller agrees: a code, and the return URL it is for (the
+        app's first when none is named). The errors are Seller Central's (MD1000, MD5101)."""
+        application = self.applications.get(application_id)
+        if application is None:
+            raise LwaError(400, "invalid_request", f"No application {application_id!r}")
+        if application.draft and version != "beta":
+            raise LwaError(400, "MD1000", "The application is in draft: add version=beta to authorize it")
+        allowed = self.clients[application.client_id][1]
+        if redirect_uri is not None and redirect_uri not in allowed:
+            raise LwaError(400, "MD5101", "The redirect URI is not one of the application's")
+        redirect_uri = redirect_uri or next(iter(allowed), "")
+        return self.issue_code(application.client_id, redirect_uri), redirect_uri
 
     def refresh(self, client_id: str, client_secret: str, refresh_token: str) -> dict[str, object]:
         self._authenticate(client_id, client_secret)
@@ -103,7 +135,7 @@ class LwaState:
                 "expires_in": self.token_ttl_s}
 
     def _authenticate(self, client_id: str, client_secret: str) -> None:
-        secret = self.clients.get(client_id, (None, set()))[0]
+        secret = self.clients.get(client_id, (None, ()))[0]
         if secret is None or not secrets.compare_digest(secret, client_secret or ""):
             raise LwaError(401, "invalid_client", "Client authentication failed")
 
