@@ -63,6 +63,7 @@ def set_state(request: NamedSchedule, ctx: RequestContext, service: Service) -> 
 
 
 def list_all(request: ListSchedules, ctx: RequestContext, service: Service) -> None:
+    tenant_config(request.customerId)  # an unknown tenant is refused, as by every other request
     found = [{"scheduleName": s["scheduleName"], "workflowId": s.get("workflowId"),
               "scheduleExpression": s["scheduleExpression"], "timezone": s["timezone"], "enabled": s["enabled"],
               "nextRun": scheduler.next_run(s["scheduleExpression"], s["timezone"], s["enabled"])}
