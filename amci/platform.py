@@ -43,7 +43,11 @@ class Platform:
         if not endpoints_file.exists():
             raise PlatformNotFound(f"{endpoints_file} not found: start the local cloud with `amci local up` "
                                    "(or name a deployed stage with --stage)")
-        endpoints = json.loads(endpoints_file.read_text())
+        return cls.from_endpoints(json.loads(endpoints_file.read_text()))
+
+    @classmethod
+    def from_endpoints(cls, endpoints: dict[str, Any]) -> Platform:
+        """The local cloud described by ``endpoints`` (what ``endpoints.json`` holds)."""
         session = boto3.session.Session(aws_access_key_id=endpoints["credentials"]["aws_access_key_id"],
                                         aws_secret_access_key=endpoints["credentials"]["aws_secret_access_key"],
                                         region_name=endpoints["region"])

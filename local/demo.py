@@ -1,29 +1,32 @@
 """``make demo``: the whole platform on one machine, end to end, through the real path (request queues, state
 machines, task functions, the status topic, S3 -> EventBridge -> SQS, the Glue job, Athena on DuckDB).
 
-A demo tenant is onboarded; an AMC workflow is created and run; an Amazon Ads report and two Selling Partner
-reports are requested; the data lake turns all of it into tables; SQL over the three sources is printed, and an
+Every step goes through the SDK (``amci/sdk.py``), as an analyst's would: a demo tenant is onboarded; an AMC
+workflow is created and run while an Amazon Ads report and a Selling Partner report are requested, their progress
+shown live; the data lake turns all of it into tables; SQL over the three sources is printed, and an
 HTML report with charts is written. The sandbox stands in for Amazon, with its timings shortened.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import sys
 import time
-import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from amci.platform import Platform
+from amci.sdk import Insights, Outcome
+from amci.status import lake_status
 from local.cloud import LocalCloud
-from local.inbox import Inbox, Notification
-from shared import aws, lake, logs
+from shared import lake, logs
 
 console = Console()
 REPORT = Path(".local") / "demo-report.html"
@@ -41,9 +44,7 @@ def run(port: int) -> int:
     try:
         _fast_sandbox(cloud)
         console.print(f"[green]Local cloud up[/] in {cloud.timings['ready']:.1f}s at {cloud.aws_endpoint_url}")
-        inbox = Inbox(aws.client("sqs"), aws.client("sns"), cloud.outputs["StatusTopicArn"])
-        demo = Demo(cloud, inbox)
-        results = demo.run()
+        results = Demo(Platform.from_endpoints(cloud.endpoints), cloud.sandbox.credentials).run()
         _write_report(results)
     finally:
         cloud.stop()
@@ -55,72 +56,100 @@ def run(port: int) -> int:
 
 
 class Demo:
-    def __init__(self, cloud: LocalCloud, inbox: Inbox) -> None:
-        self.cloud, self.inbox = cloud, inbox
+    """The steps, through the SDK as an analyst would take them; each outcome becomes a row of ``steps``."""
+
+    def __init__(self, platform: Platform, demo: dict[str, str]) -> None:
+        self.platform, self.demo = platform, demo
+        self.sdk = Insights(platform, timeout_s=180)
         self.steps = Table("step", "status", "seconds", "what happened", title="What the platform did")
         self.started = time.monotonic()
 
     def run(self) -> list[tuple[str, str, list[dict[str, Any]]]]:
-        demo = self.cloud.sandbox.credentials
-        self.step("Onboard tenant", "tenant", {"requestId": "demo-onboarding", "customer_details": {
+        demo = self.demo
+        self.record("Onboard tenant", self.sdk.tenants.add({
             "customer_id": TENANT, "customer_name": "Demo Customer", "bucket_exists": "false",
             "amc": {"aws_orange_account_id": "111122223333", "bucket_name": f"amc-{TENANT}-results",
                     "instance_id": demo["amc_instance_id"], "amazon_ads_advertiser_id": demo["advertiser_id"],
-                    "amazon_ads_marketplace_id": demo["marketplace_id"]}}})
-        self.step("Create AMC workflow", "workflow", {"customerId": TENANT, "workflowRequest": {
-            "requestType": "createWorkflow", "workflowDefinition": {"workflowId": "top_campaigns",
-                                                                    "sqlQuery": WORKFLOW_SQL}}})
-        waiting = {
-            "Run AMC workflow": self.send("workflow", {
-                "customerId": TENANT, "requestType": "createExecution", "createExecutionRequest": {
-                    "workflowId": "top_campaigns", "timeWindowType": "EXPLICIT", "timeWindowStart": "TODAY(-7)",
-                    "timeWindowEnd": "TODAY()"}}),
-            "Amazon Ads report": self.send("ads_reporting", {
-                "profileId": demo["profile_id"], "region": "North America", "tableName": "campaigns",
-                "customerId": TENANT, "requestBody": {
-                    "startDate": "TODAY(-7)", "endDate": "TODAY(-1)", "configuration": {
-                        "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"], "reportTypeId": "spCampaigns",
-                        "timeUnit": "DAILY", "columns": ["date", "campaignName", "impressions", "clicks", "cost",
-                                                         "sales14d"]}}}),
-            "Selling Partner report": self.send("sp_reporting", {
-                "tablePrefix": "sales_traffic", "customerId": TENANT, "requestBody": {
-                    "reportType": "GET_SALES_AND_TRAFFIC_REPORT", "marketplaceIds": [demo["marketplace_id"]],
-                    "reportOptions": {"dateGranularity": "DAY", "asinGranularity": "CHILD"},
-                    "dataStartTime": "TODAY(-7)", "dataEndTime": "TODAY(-1)"}}),
-        }
-        with console.status("An AMC execution and two reports are running; polling as the state machines do..."):
-            for name, request_id in waiting.items():
-                self.record(name, self.answer(request_id, 180))
-        with console.status("The data lake is turning the files into tables (stage A, then a stage B run)..."):
-            results = [self.query(title, sql, database) for title, sql, database in _QUERIES]
+                    "amazon_ads_marketplace_id": demo["marketplace_id"]}}))
+        self.record("Create AMC workflow", self.sdk.workflows.create(TENANT, "top_campaigns", WORKFLOW_SQL))
+        for name, outcome in self.together({
+            "Run AMC workflow": lambda sdk: sdk.executions.run(TENANT, "top_campaigns", start="TODAY(-7)",
+                                                               end="TODAY()"),
+            "Amazon Ads report": lambda sdk: sdk.ads.report(
+                demo["profile_id"], "North America", "spCampaigns", "TODAY(-7)", "TODAY(-1)",
+                ["date", "campaignName", "impressions", "clicks", "cost", "sales14d"], ["campaign"],
+                table="campaigns", customer_id=TENANT),
+            "Selling Partner report": lambda sdk: sdk.sp.report(
+                "GET_SALES_AND_TRAFFIC_REPORT", [demo["marketplace_id"]], "TODAY(-7)", "TODAY(-1)",
+                {"dateGranularity": "DAY", "asinGranularity": "CHILD"}, table_prefix="sales_traffic",
+                customer_id=TENANT),
+        }).items():
+            self.record(name, outcome)
+        results = self.lake_results()
         console.print(self.steps)
         for title, _, rows in results:
             _print_rows(title, rows)
         return results
 
-    def step(self, name: str, service: str, request: dict[str, Any]) -> None:
-        self.record(name, self.answer(self.send(service, request), 120))
+    def together(self, jobs: dict[str, Callable[[Insights], Outcome]]) -> dict[str, Outcome]:
+        """Run the jobs at once, showing where each is (the status the platform records) until all are done."""
+        shown = {name: "QUEUED" for name in jobs}
 
-    def send(self, service: str, request: dict[str, Any]) -> str:
-        request = {"requestId": request.get("requestId") or uuid.uuid4().hex[:16], **request}
-        aws.client("sqs").send_message(QueueUrl=self.cloud.request_queue_url(service), MessageBody=json.dumps(request))
-        return str(request["requestId"])
+        def follow(name: str, job: Callable[[Insights], Outcome]) -> Outcome:
+            sdk = Insights(self.platform, timeout_s=180, progress=lambda p: shown.__setitem__(name, p.status))
+            outcome = job(sdk)
+            shown[name] = outcome.status
+            return outcome
 
-    def answer(self, request_id: str, timeout_s: float) -> Notification:
-        return self.inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s=timeout_s)
+        with ThreadPoolExecutor(len(jobs)) as pool, Live(console=console, transient=True) as live:
+            futures = {name: pool.submit(follow, name, job) for name, job in jobs.items()}
+            while not all(future.done() for future in futures.values()):
+                live.update(self._progress("An AMC execution and two reports, as the platform records them",
+                                           shown))
+                time.sleep(0.25)
+        return {name: future.result() for name, future in futures.items()}
 
-    def record(self, name: str, note: Notification) -> None:
-        status = note.attributes["status"]
-        colour = "green" if status == "SUCCEEDED" else "red"
-        self.steps.add_row(name, f"[{colour}]{status}[/]", f"{time.monotonic() - self.started:.0f}",
-                           note.body["summary"][:110])
+    def lake_results(self) -> list[tuple[str, str, list[dict[str, Any]]]]:
+        """Each query's rows, once the lake has them (it catalogues each source within seconds of its file)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        deadline = time.monotonic() + 120
+        with Live(console=console, transient=True) as live:
+            while len(found) < len(_QUERIES) and time.monotonic() < deadline:
+                for title, sql, database in _QUERIES:
+                    if title not in found and (rows := self._rows(sql, database)):
+                        found[title] = rows
+                live.update(self._lake_progress(found))
+                time.sleep(1)
+        return [(title, sql, found.get(title, [])) for title, sql, _ in _QUERIES]
 
-    def query(self, title: str, sql: str, database: str) -> tuple[str, str, list[dict[str, Any]]]:
-        """The rows, once the lake has them (it catalogues each source within seconds of its file)."""
-        rows = _wait(lambda: _rows(self.cloud, sql, database), timeout_s=120)
-        return title, sql, rows or []
+    def record(self, name: str, outcome: Outcome) -> None:
+        colour = "green" if outcome.ok else "red"
+        self.steps.add_row(name, f"[{colour}]{outcome.status}[/]", f"{time.monotonic() - self.started:.0f}",
+                           outcome.summary[:110])
+
+    def _rows(self, sql: str, database: str) -> list[dict[str, Any]] | None:
+        try:
+            return self.sdk.lake.query(sql, database=database).as_dicts()
+        except lake.QueryFailed:
+            return None  # the table is not there yet
+
+    def _progress(self, title: str, shown: dict[str, str]) -> Table:
+        table = Table("job", "status", "seconds", title=title)
+        for name, status in shown.items():
+            table.add_row(name, status, f"{time.monotonic() - self.started:.0f}")
+        return table
+
+    def _lake_progress(self, found: dict[str, list[dict[str, Any]]]) -> Table:
+        table = Table("dataset", "files waiting", "in a stage B run", "latest run",
+                      title=f"The data lake: {len(found)} of {len(_QUERIES)} sources queryable")
+        for dataset in lake_status(self.platform, list(_DATASETS)):
+            run = dataset["latestRun"]
+            table.add_row(dataset["dataset"], str(dataset["waiting"]), str(dataset["inRun"]),
+                          f"{run['status']} ({run['totals'].get('rows', 0)} rows)" if run else "none yet")
+        return table
 
 
+_DATASETS = ("adtech-amc", "adtech-ads_report", "adtech-sp_report")
 _QUERIES = [
     ("AMC: top campaigns by impressions (the tenant's own database)",
      "SELECT campaign, impressions, clicks, ROUND(total_cost, 2) AS total_cost FROM top_campaigns_adhoc "
@@ -145,22 +174,6 @@ def _fast_sandbox(cloud: LocalCloud) -> None:
     sandbox.amc.timings = replace(sandbox.amc.timings, pending_s=0.5, running_s=2.0, publishing_s=0.5)
     sandbox.ads.state.timings = replace(sandbox.ads.timings, pending_s=1.0, processing_s=2.0)
     sandbox.sp.timings.queued_s, sandbox.sp.timings.processing_s = 1.0, 2.0
-
-
-def _rows(cloud: LocalCloud, sql: str, database: str) -> list[dict[str, Any]] | None:
-    try:
-        found = lake.query(aws.client("athena"), sql, database=database,
-                           output=f"s3://{cloud.outputs['StageBucket']}/athena/").as_dicts()
-    except lake.QueryFailed:
-        return None  # the table is not there yet
-    return found or None
-
-
-def _wait(probe: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while (value := probe()) is None and time.monotonic() < deadline:
-        time.sleep(1)
-    return value
 
 
 def _print_rows(title: str, rows: list[dict[str, Any]]) -> None:
