@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from local.inbox import Inbox, Notification
+from amci.inbox import Inbox, Notification
 from shared.amazon.regions import HOSTS, Endpoints
 from shared.config import SERVICES
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from amci.auth import Auth
+from amci.inbox import Notification
 from amci.platform import Platform, wait_for
-from local.inbox import Notification
 from shared import lake
 
 SUCCESSFUL = ("SUCCEEDED", "NO_DATA")

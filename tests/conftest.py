@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from amci.cli import main
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from local.sandbox.faults import Faults
 from local.scheduler import ScaledClock
 from shared import aws

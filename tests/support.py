@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from amci.inbox import Inbox, Notification
 from amci.stages import SERVICES_DIR
 from local.cloud import LocalCloud
-from local.inbox import Inbox, Notification
 from local.sandbox.amc.state import AmcTimings
 from shared import aws
 from shared.amazon.http import AmazonHttp

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from local.sandbox.faults import Faults
 from shared import aws
 from tests.support import answer, ask, queue_idle, send, wait_until

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from shared import aws
 from tests.support import FAST, amc_creates, amc_tenant, execution_request, send, wait_until
 

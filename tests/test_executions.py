@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from shared import aws
 from tests.support import (
     FAST,

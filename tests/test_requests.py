@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from shared import aws
 from shared.config import SERVICES
 from tests.support import answer, ask, queue_idle, wait_until

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from local.sandbox import Sandbox
 from local.sandbox.faults import Faults
 from local.sandbox.sp import data

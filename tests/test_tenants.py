@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from amci.inbox import Inbox
 from local.cloud import ACCOUNT_ID, LocalCloud
-from local.inbox import Inbox
 from shared import aws
 from tests.support import answer, ask, queue_idle, send, wait_until
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.inbox import Inbox
 from shared import aws
 from shared.amazon.amc import AmcClient
 from shared.amazon.http import AmazonHttp

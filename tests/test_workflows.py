@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from amci.inbox import Inbox, Notification
 from local.cloud import LocalCloud
-from local.inbox import Inbox, Notification
 from tests.support import ask, onboard
 
 

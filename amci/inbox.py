@@ -1,6 +1,6 @@
 """Reading what was published on an SNS topic: an SQS queue subscribed to it, drained on demand.
 
-The CLI, the demo and the tests use it to watch the status topic the way an email subscriber would.
+The SDK (and so the CLI and the demo) and the tests use it to watch the status topic the way an email subscriber would.
 """
 
 from __future__ import annotations
