@@ -46,7 +46,8 @@ def local() -> None:
               help="Where to write the endpoints (default .local/endpoints.json).")
 def local_up(port: int | None, verbose: bool, params: tuple[str, ...], endpoints_file: Path | None) -> None:
     """Run the local cloud in the foreground until Ctrl-C."""
-    from local.cloud import DEFAULT_PORT, ENDPOINTS_FILE, LocalCloud
+    from amci.platform import ENDPOINTS_FILE
+    from local.cloud import DEFAULT_PORT, LocalCloud
     from shared import logs
 
     logs.configure(level="DEBUG" if verbose else "WARNING")

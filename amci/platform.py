@@ -6,6 +6,7 @@ region of the caller's choosing. Amazon's APIs are Amazon's own hosts, or for th
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,13 @@ import boto3
 from amci.inbox import Inbox, Notification
 from shared.amazon.regions import HOSTS, Endpoints
 from shared.config import SERVICES
+
+ENDPOINTS_FILE = Path(__file__).resolve().parent.parent / ".local" / "endpoints.json"  # where `amci local up` writes
+
+
+def local_endpoints_file(path: str | Path | None = None) -> Path:
+    """The local cloud's endpoints file: ``path``, else ``$AMCI_ENDPOINTS``, else ``.local/endpoints.json``."""
+    return Path(path or os.environ.get("AMCI_ENDPOINTS") or ENDPOINTS_FILE)
 
 
 class PlatformNotFound(RuntimeError):
@@ -38,8 +46,10 @@ class Platform:
     amazon: dict[str, str] = field(default_factory=dict)  # Amazon hosts replaced (the local cloud's sandbox)
 
     @classmethod
-    def local(cls, endpoints_file: Path) -> Platform:
-        """The local cloud whose endpoints ``amci local up`` wrote to ``endpoints_file``."""
+    def local(cls, endpoints_file: str | Path | None = None) -> Platform:
+        """The local cloud whose endpoints ``amci local up`` wrote to ``endpoints_file`` (see
+        :func:`local_endpoints_file`)."""
+        endpoints_file = local_endpoints_file(endpoints_file)
         if not endpoints_file.exists():
             raise PlatformNotFound(f"{endpoints_file} not found: start the local cloud with `amci local up` "
                                    "(or name a deployed stage with --stage)")

@@ -98,10 +98,9 @@ class Insights:
         self.platform, self.timeout_s, self.progress = platform, timeout_s, progress
 
     @classmethod
-    def local(cls, endpoints_file: Path | None = None, **options: Any) -> Insights:
-        from local.cloud import ENDPOINTS_FILE
-
-        return cls(Platform.local(endpoints_file or ENDPOINTS_FILE), **options)
+    def local(cls, endpoints_file: str | Path | None = None, **options: Any) -> Insights:
+        """The local cloud: ``endpoints_file``, else ``$AMCI_ENDPOINTS``, else ``.local/endpoints.json``."""
+        return cls(Platform.local(endpoints_file), **options)
 
     @classmethod
     def aws(cls, stage: str, profile: str | None = None, region: str | None = None, **options: Any) -> Insights:

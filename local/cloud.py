@@ -51,7 +51,6 @@ from shared.schedules import parse
 
 log = logging.getLogger(__name__)
 ROOT = SERVICES_DIR.parent
-ENDPOINTS_FILE = ROOT / ".local" / "endpoints.json"
 DEFAULT_PORT = int(os.environ.get("AMCI_LOCAL_PORT", "4747"))
 STAGE = "local"
 REGION = "us-east-1"
