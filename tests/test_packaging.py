@@ -87,6 +87,22 @@ def test_a_dependency_without_a_lambda_wheel_fails_the_build(
         package("tenant", "local", tmp_path / "out", project_dir=app)
 
 
+def test_each_function_gets_a_role_of_its_own_and_a_function_without_permissions_fails_the_build(
+        tmp_path: Path, offline_pip: None) -> None:
+    app = tmp_path / "tenant"
+    shutil.copytree(SERVICES_DIR / "tenant", app, ignore=shutil.ignore_patterns("__pycache__"))
+    built = json.loads(package("tenant", "local", tmp_path / "out", project_dir=app).template_path.read_text())
+    functions = [r["Properties"] for r in built["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert {f["FunctionName"] for f in functions} >= {"amci-tenant-local-on_request", "amci-tenant-local-notify"}
+    assert len({f["Role"]["Fn::GetAtt"][0] for f in functions}) == len(functions)  # tests/test_iam.py: the rest
+
+    declared = json.loads((app / ".chalice" / "permissions.json").read_text())
+    declared["functions"]["offboard"] = declared["functions"].pop("notify")
+    (app / ".chalice" / "permissions.json").write_text(json.dumps(declared))
+    with pytest.raises(PackagingError, match=r"no permissions for notify; permissions for offboard, which the app"):
+        package("tenant", "local", tmp_path / "out", project_dir=app)
+
+
 def _native_wheel(directory: Path, name: str, tag: str) -> None:
     files = {f"{name}/__init__.py": b"",
              f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
