@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from amci.commands import auth, lake, reports, tenants, workflows
+from amci.commands import auth, deploy, lake, reports, tenants, workflows
 from amci.commands.common import JSON, TIMEOUT, Target, ask, console, finish, insights, json_argument, target_options
 from shared.config import SERVICES
 
@@ -29,7 +29,7 @@ def main(ctx: click.Context, endpoints: Path | None, stage: str | None, profile:
 
 
 for _group in (tenants.group, auth.group, workflows.workflow, workflows.execution, workflows.schedule, reports.ads,
-               reports.sp, lake.group):
+               reports.sp, lake.group, deploy.deploy_command, deploy.destroy_command):
     main.add_command(_group)
 
 
