@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,11 @@ def provision(template_path: Path, stack_name: str, parameters: Mapping[str, Any
               region: str, account_id: str) -> Stack:
     """Create every resource of the template, in dependency order, and resolve its outputs."""
     template = cfn.load(template_path)
+    stack_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{account_id}/{region}/{stack_name}")  # the same for the same stack
     ctx = cfn.Context(cfn.parameter_values(template, parameters), {
         "AWS::AccountId": account_id, "AWS::Region": region, "AWS::Partition": "aws",
-        "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"})
+        "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackId": f"arn:aws:cloudformation:{region}:{account_id}:stack/{stack_name}/{stack_id}"})
     cfn.evaluate_conditions(template, ctx)
     resources = template["Resources"]
     for logical_id in cfn.creation_order(resources):
@@ -333,6 +336,82 @@ def render_definition(p: Mapping[str, Any]) -> str:
     return text
 
 
+def _application(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """An AppRegistry application, with its tags (moto keeps them, but has no call to read them back)."""
+    p = _take(p, {"Name"})
+    app = c("servicecatalog-appregistry").create_application(
+        name=p["Name"], description=p.get("Description", ""), tags=p.get("Tags", {}))["application"]
+    (tag_key, tag_value), = app["applicationTag"].items()
+    return {"Ref": app["id"], "Id": app["id"], "Arn": app["arn"], "ApplicationName": app["name"],
+            "ApplicationTagKey": tag_key, "ApplicationTagValue": tag_value}
+
+
+def _resource_association(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """A stack associated with an application. As on AWS, the stack must exist as a CloudFormation stack; the local
+    cloud's own stacks are provisioned here resource by resource, so none exists under their names unless made."""
+    p = _take(p, {"Application", "ResourceType", "Resource"})
+    appregistry = c("servicecatalog-appregistry")
+    try:
+        done = appregistry.associate_resource(application=p["Application"], resourceType=p["ResourceType"],
+                                              resource=p["Resource"])
+    except appregistry.exceptions.ResourceNotFoundException as exc:
+        raise ProvisionError(exc.response["Error"]["Message"]) from None
+    return {"Ref": f"{done['applicationArn']}|{done['resourceArn']}", "ApplicationArn": done["applicationArn"],
+            "ResourceArn": done["resourceArn"]}
+
+
+def _attribute_group(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """Not emulated: moto 5.2.5 has no AppRegistry attribute groups. The attributes are checked as AppRegistry
+    would (a JSON object of at most 8,000 characters) and the group gets an id, but the emulated account keeps
+    nothing; the stack's template and context still tell what it holds."""
+    p = _take(p, {"Name", "Attributes"})
+    if not isinstance(p["Attributes"], dict) or len(json.dumps(p["Attributes"])) > 8000:
+        raise ProvisionError("Attributes must be a JSON object of at most 8000 characters")
+    group_id = uuid.uuid5(uuid.NAMESPACE_URL, f"attribute-group/{p['Name']}").hex[:26]
+    region = c("servicecatalog-appregistry").meta.region_name
+    account = c("sts").get_caller_identity()["Account"]
+    arn = f"arn:aws:servicecatalog:{region}:{account}:/attribute-groups/{group_id}"
+    return {"Ref": group_id, "Id": group_id, "Arn": arn, "Name": p["Name"]}
+
+
+def _attribute_group_association(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """Not emulated either (see :func:`_attribute_group`): the application must exist; the association is recorded
+    in the stack's context only."""
+    p = _take(p, {"Application", "AttributeGroup"})
+    apps = c("servicecatalog-appregistry").list_applications()["applications"]
+    app = next((a for a in apps if p["Application"] in (a["id"], a["name"], a["arn"])), None)
+    if app is None:
+        raise ProvisionError(f"no application {p['Application']}")
+    return {"Ref": f"{app['arn']}|{p['AttributeGroup']}", "ApplicationArn": app["arn"],
+            "AttributeGroupArn": p["AttributeGroup"]}
+
+
+_ALARM_SETTINGS = {"AlarmName", "AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
+                   "InsufficientDataActions", "Namespace", "MetricName", "Dimensions", "Statistic", "ExtendedStatistic",
+                   "Period", "Unit", "Metrics", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+                   "ComparisonOperator", "ThresholdMetricId", "TreatMissingData", "EvaluateLowSampleCountPercentile"}
+
+
+def _alarm(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """A CloudWatch alarm with its tags (the API's names are CloudFormation's). moto stores it as configured but
+    never evaluates it, so it never changes state or notifies by itself."""
+    p = _take(p, _ALARM_SETTINGS)
+    args = {key: p[key] for key in _ALARM_SETTINGS | {"Tags"} if key in p}
+    args.setdefault("AlarmName", name)
+    cloudwatch = c("cloudwatch")
+    cloudwatch.put_metric_alarm(**args)
+    arn = cloudwatch.describe_alarms(AlarmNames=[args["AlarmName"]])["MetricAlarms"][0]["AlarmArn"]
+    return {"Ref": args["AlarmName"], "Arn": arn}
+
+
+def _dashboard(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    """A CloudWatch dashboard (moto checks its body is JSON). moto tags alarms only: a dashboard's tags stay on AWS."""
+    p = _take(p, {"DashboardName", "DashboardBody"})
+    dashboard = p.get("DashboardName", name)
+    c("cloudwatch").put_dashboard(DashboardName=dashboard, DashboardBody=p["DashboardBody"])
+    return {"Ref": dashboard}
+
+
 _CREATORS: dict[str, Creator] = {
     "AWS::KMS::Key": _kms_key,
     "AWS::KMS::Alias": _kms_alias,
@@ -351,4 +430,10 @@ _CREATORS: dict[str, Creator] = {
     "AWS::Scheduler::ScheduleGroup": _schedule_group,
     "AWS::IAM::Role": _iam_role,
     "AWS::StepFunctions::StateMachine": _state_machine,
+    "AWS::ServiceCatalogAppRegistry::Application": _application,
+    "AWS::ServiceCatalogAppRegistry::ResourceAssociation": _resource_association,
+    "AWS::ServiceCatalogAppRegistry::AttributeGroup": _attribute_group,
+    "AWS::ServiceCatalogAppRegistry::AttributeGroupAssociation": _attribute_group_association,
+    "AWS::CloudWatch::Alarm": _alarm,
+    "AWS::CloudWatch::Dashboard": _dashboard,
 }
