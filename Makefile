@@ -7,13 +7,16 @@ APP_REQUIREMENTS := $(wildcard services/*/requirements.txt)
 
 .PHONY: demo test lint up package benchmark clean
 
-$(STAMP): pyproject.toml requirements-dev.txt $(APP_REQUIREMENTS)
+$(STAMP): pyproject.toml requirements-dev.txt requirements-checkov.txt $(APP_REQUIREMENTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
 		$(addprefix -r ,$(APP_REQUIREMENTS))
 	@# The apps' wheels, so that `chalice package` (and the packaging tests) run offline.
 	$(BIN)/python -m pip download --quiet --disable-pip-version-check --dest $(VENV)/wheelhouse \
 		$(addprefix -r ,$(APP_REQUIREMENTS))
+	@# checkov in an environment of its own: its pins (boto3, packaging, networkx) clash with the project's.
+	@test -x $(VENV)/checkov/bin/python || $(BIN)/python -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from amci.cli import main
+from amci.commands.common import console
 from amci.inbox import Inbox
 from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
@@ -48,8 +49,9 @@ def amci(endpoints_file: Path) -> Callable[..., Result]:
     """Run an ``amci`` command in this process against the local cloud, as a user would type it (wide tables);
     ``env`` adds environment variables."""
     runner = CliRunner()
+    console.width = 200  # pytest-xdist's workers set COLUMNS=80, which the console read when it was imported
     return lambda *args, env=None: runner.invoke(main, list(args), catch_exceptions=False, env={
-        "AMCI_ENDPOINTS": str(endpoints_file), "COLUMNS": "200", **(env or {})})
+        "AMCI_ENDPOINTS": str(endpoints_file), **(env or {})})
 
 
 @pytest.fixture(scope="session")

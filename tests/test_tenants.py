@@ -209,6 +209,8 @@ INVALID: list[tuple[str, Callable[[str], dict[str, Any]], str]] = [
     ("missing amc", lambda t: {k: v for k, v in _details(t).items() if k != "amc"},
      "customer_details.amc: expected a value: the field is required"),
     ("unknown field", lambda t: _details(t, colour="red"), "customer_details.colour: expected no such field"),
+    ("reserved customer id", lambda t: {**_details(t), "customer_id": "platform"},
+     "customer_details.customer_id: expected a customer id other than 'platform'"),
     ("existing bucket missing", lambda t: _details(t, bucket_exists="true"), "customer_details.amc.bucket_name: "
      "expected an existing bucket of this account"),
     ("new bucket elsewhere", lambda t: _details(t, bucket_account="444455556666"),

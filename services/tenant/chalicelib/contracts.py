@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.amazon.regions import MARKETPLACES
 from shared.contracts import AUTH_ID_PATTERN, CUSTOMER_ID_PATTERN, Request
+from shared.status import PLATFORM_TENANT
 
 ACCOUNT_ID = r"^\d{12}$"
 REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
@@ -56,6 +57,13 @@ class CustomerDetails(_Strict):
     notification_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
     max_concurrent_executions: int = Field(10, ge=1, le=10, description="AMC executions at once (AMC allows 10)")
     amc: AmcDetails
+
+    @field_validator("customer_id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == PLATFORM_TENANT:  # the platform's own schedule group, and the tenantId of its notifications
+            raise ValueError(f"a customer id other than {PLATFORM_TENANT!r}, which names the platform itself")
+        return value
 
     @field_validator("bucket_region")
     @classmethod
