@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from amci import deploy as domain
-from amci.commands.common import JSON, Target, console, fail, key_values
+from amci.commands.common import JSON, Target, console, fail, key_values, options
 from shared.config import SERVICES
 
 STAGE = click.option("--stage", "stage_name", default=None,
@@ -30,12 +30,11 @@ ROLE = click.option("--role-arn", default=None,
                     help="A role for CloudFormation to act as, so that the caller needs no rights on the resources.")
 
 
-def account_options(command: Any) -> Any:
-    """``--profile`` and ``--region`` on the command too, so that both ``amci --region R deploy`` and
-    ``amci deploy --region R`` work."""
-    command = click.option("--region", default=None, help="The AWS region (default: amci's --region, the profile's).")(
-        command)
-    return click.option("--profile", default=None, help="The AWS profile (default: amci's --profile).")(command)
+# --profile and --region on the command too, so that both `amci --region R deploy` and `amci deploy --region R` work.
+account_options = options(
+    click.option("--profile", default=None, help="The AWS profile (default: amci's --profile)."),
+    click.option("--region", default=None, help="The AWS region (default: amci's --region, the profile's)."),
+)
 
 
 @click.command("deploy")

@@ -9,7 +9,17 @@ import click
 from click.core import ParameterSource
 from rich.table import Table
 
-from amci.commands.common import JSON, TIMEOUT, ask, console, finish, json_argument, key_values, records_table
+from amci.commands.common import (
+    JSON,
+    TIMEOUT,
+    ask,
+    console,
+    finish,
+    json_argument,
+    key_values,
+    options,
+    records_table,
+)
 from amci.sdk import Outcome
 from shared.amazon.ads import REPORT_TYPES
 
@@ -38,42 +48,31 @@ def sp() -> None:
 
 def ads_request_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """PROFILE_ID and the flags of an Ads report request; ``required`` when the command has no --body instead."""
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        options = [
-            click.argument("profile_id", required=required),
-            click.option("--region", required=required, help="The profile's region: NA, EU or FE."),
-            click.option("--type", "report_type", metavar="TYPE", required=required,
-                         help=f"The report type: spCampaigns, sbAdGroup, sdTargeting... ({len(REPORT_TYPES)} known)."),
-            click.option("--from", "start", metavar="DATE", required=required,
-                         help="The first day: YYYY-MM-DD, or a relative date such as TODAY(-7)."),
-            click.option("--to", "end", metavar="DATE", required=required, help="The last day (included), as --from."),
-            click.option("--columns", required=required, help="The columns, comma-separated: campaignId,clicks,..."),
-            click.option("--group-by", required=required, help="The groupings, comma-separated: campaign,adGroup..."),
-            click.option("--ad-product", type=click.Choice(sorted({t.ad_product for t in REPORT_TYPES.values()})),
-                         default=None, help="Default: the report type's."),
-            click.option("--time-unit", type=click.Choice(["DAILY", "SUMMARY"]), default="DAILY", show_default=True),
-            click.option("--filter", "filters", multiple=True, metavar="JSON",
-                         help='A filter, repeatable: {"field": "campaignStatus", "values": ["ENABLED"]}.'),
-            click.option("--table", default=None, help="The table in the reports bucket (default PROFILE_ID-TYPE)."),
-            AUTH_ID, TENANT,
-        ]
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
+    return options(
+        click.argument("profile_id", required=required),
+        click.option("--region", required=required, help="The profile's region: NA, EU or FE."),
+        click.option("--type", "report_type", metavar="TYPE", required=required,
+                     help=f"The report type: spCampaigns, sbAdGroup, sdTargeting... ({len(REPORT_TYPES)} known)."),
+        click.option("--from", "start", metavar="DATE", required=required,
+                     help="The first day: YYYY-MM-DD, or a relative date such as TODAY(-7)."),
+        click.option("--to", "end", metavar="DATE", required=required, help="The last day (included), as --from."),
+        click.option("--columns", required=required, help="The columns, comma-separated: campaignId,clicks,..."),
+        click.option("--group-by", required=required, help="The groupings, comma-separated: campaign,adGroup..."),
+        click.option("--ad-product", type=click.Choice(sorted({t.ad_product for t in REPORT_TYPES.values()})),
+                     default=None, help="Default: the report type's."),
+        click.option("--time-unit", type=click.Choice(["DAILY", "SUMMARY"]), default="DAILY", show_default=True),
+        click.option("--filter", "filters", multiple=True, metavar="JSON",
+                     help='A filter, repeatable: {"field": "campaignStatus", "values": ["ENABLED"]}.'),
+        click.option("--table", default=None, help="The table in the reports bucket (default PROFILE_ID-TYPE)."),
+        AUTH_ID, TENANT,
+    )
 
 
-def report_list_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The filters of a list of reports."""
-    options = [
-        click.option("--status", default=None, help="Only reports in this status: SUCCEEDED, FAILED, PROCESSING..."),
-        click.option("--tenant", "customer_id", default=None, help="Only the tenant's reports."),
-        click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+report_list_options = options(  # the filters of a list of reports
+    click.option("--status", default=None, help="Only reports in this status: SUCCEEDED, FAILED, PROCESSING..."),
+    click.option("--tenant", "customer_id", default=None, help="Only the tenant's reports."),
+    click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True),
+)
 
 
 @ads.command("profiles")

@@ -4,7 +4,6 @@ of every scheduling service."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -17,6 +16,7 @@ from amci.commands.common import (
     finish,
     json_argument,
     key_values,
+    options,
     records_table,
     show_lists,
 )
@@ -46,16 +46,12 @@ def schedule() -> None:
 # -- workflows ----------------------------------------------------------------------------------------------------
 
 
-def _definition_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--sql", default=None, help="The workflow's SQL."),
-        click.option("--sql-file", type=click.File(), default=None, help="A file holding the workflow's SQL."),
-        click.option("--definition", default=None, metavar="JSON|@FILE",
-                     help="AMC's other workflow fields (inputParameters, ...), as JSON or @FILE."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+_definition_options = options(
+    click.option("--sql", default=None, help="The workflow's SQL."),
+    click.option("--sql-file", type=click.File(), default=None, help="A file holding the workflow's SQL."),
+    click.option("--definition", default=None, metavar="JSON|@FILE",
+                 help="AMC's other workflow fields (inputParameters, ...), as JSON or @FILE."),
+)
 
 
 @workflow.command("create")
@@ -242,22 +238,18 @@ SCHEDULE_TENANT = click.option("--tenant", "customer_id", default=None,
                                     "notified of the reports (create and update only).")
 
 
-def _put_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        SERVICE, click.argument("name"),
-        click.option("--expression", required=True, help="When: cron(0 6 * * ? *), rate(1 day), custom(D * 6)..."),
-        click.option("--request", required=True, metavar="JSON|@FILE",
-                     help='What it sends: for workflow a createExecution request ({"requestType": "createExecution",'
-                          ' "createExecutionRequest": {...}}), for ads and sp a report request.'),
-        SCHEDULE_TENANT,
-        click.option("--timezone", default="UTC", show_default=True, help="The expression's time zone (IANA)."),
-        click.option("--description", default="", help="What the schedule is for."),
-        click.option("--disabled", is_flag=True, help="Paused until `schedule enable`."),
-        JSON,
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+_put_options = options(
+    SERVICE, click.argument("name"),
+    click.option("--expression", required=True, help="When: cron(0 6 * * ? *), rate(1 day), custom(D * 6)..."),
+    click.option("--request", required=True, metavar="JSON|@FILE",
+                 help='What it sends: for workflow a createExecution request ({"requestType": "createExecution",'
+                      ' "createExecutionRequest": {...}}), for ads and sp a report request.'),
+    SCHEDULE_TENANT,
+    click.option("--timezone", default="UTC", show_default=True, help="The expression's time zone (IANA)."),
+    click.option("--description", default="", help="What the schedule is for."),
+    click.option("--disabled", is_flag=True, help="Paused until `schedule enable`."),
+    JSON,
+)
 
 
 @schedule.command("create")
