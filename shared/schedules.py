@@ -154,7 +154,11 @@ def parse(expression: str, timezone: str = "UTC", anchor: datetime | None = None
         value, unit = int(match.group(1)), match.group(2).rstrip("s")
         if value < 1 or (value == 1) != (match.group(2) == unit):
             raise ScheduleError(f"{expression}: use 'rate(1 {unit})' or 'rate(N {unit}s)' with N > 1")
-        return Rate(timedelta(seconds=value * _UNITS[unit]), anchor or datetime.now(UTC))
+        try:
+            period = timedelta(seconds=value * _UNITS[unit])
+        except OverflowError:  # beyond timedelta (about 2.7 million years): no schedule fires that rarely
+            raise ScheduleError(f"{expression}: a period of at most 999999999 days") from None
+        return Rate(period, anchor or datetime.now(UTC))
     if expression.startswith("at(") and expression.endswith(")"):
         try:
             return At(datetime.fromisoformat(expression[3:-1]).replace(tzinfo=zone).astimezone(UTC))
