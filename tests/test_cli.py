@@ -167,10 +167,30 @@ def test_commands_say_what_to_do_without_a_running_platform(amci: Callable[..., 
     assert result.exit_code == 2 and "start the local cloud with `amci local up`" in result.output
 
 
+def test_a_deployed_stage_is_reached_through_its_stack_outputs(cloud: LocalCloud, amci: Callable[..., Result],
+                                                               tmp_path: Path) -> None:
+    # A stack "amci-<stage>" whose outputs are the local platform's: what `amci deploy` leaves in an AWS account.
+    stage = f"cli{uuid.uuid4().hex[:6]}"
+    outputs = {name: {"Value": value} for name, value in cloud.outputs.items()}
+    aws.client("cloudformation").create_stack(StackName=f"amci-{stage}", TemplateBody=json.dumps({
+        "Resources": {"Marker": {"Type": "AWS::S3::Bucket"}}, "Outputs": outputs}))
+    config = tmp_path / "aws-config"
+    config.write_text("[profile operator]\nregion = us-east-1\n"
+                      "aws_access_key_id = testing\naws_secret_access_key = testing\n")
+
+    listed = amci("--stage", stage, "--profile", "operator", "request", "datalake", '{"requestType": "listDatasets"}',
+                  "--json", env={"AWS_CONFIG_FILE": str(config)})
+    missing = amci("--stage", "nosuchstage", "--region", "us-east-1", "tenant", "list")
+
+    assert listed.exit_code == 0, listed.output
+    assert {d["dataset"] for d in json.loads(listed.output)["details"]["datasets"]} >= {"adtech-amc"}
+    assert missing.exit_code == 2 and "no stack amci-nosuchstage in us-east-1" in missing.output
+
+
 def test_ctrl_c_stops_local_up_cleanly(local_up: LocalUp) -> None:
     # The module's last test: stop the process now and check how it went.
     local_up.process.send_signal(signal.SIGINT)
-    local_up.output, _ = local_up.process.communicate(timeout=30)
+    local_up.output, _ = local_up.process.communicate(timeout=90)  # a hang guard, generous for a busy machine
 
     assert local_up.process.returncode == 0, local_up.output
     assert "Local cloud stopped." in local_up.output
@@ -208,22 +228,3 @@ def test_stage_record_outputs_fills_each_apps_stage_from_the_stack(tmp_path: Pat
     prod = json.loads((services / "tenant/.chalice/config.json").read_text())["stages"]["prod"]
     assert prod["environment_variables"]["TENANT_REQUEST_QUEUE"] == "amci-prod-tenant-requests"
 
-
-def test_a_deployed_stage_is_reached_through_its_stack_outputs(cloud: LocalCloud, amci: Callable[..., Result],
-                                                               tmp_path: Path) -> None:
-    # A stack "amci-<stage>" whose outputs are the local platform's: what `amci deploy` leaves in an AWS account.
-    stage = f"cli{uuid.uuid4().hex[:6]}"
-    outputs = {name: {"Value": value} for name, value in cloud.outputs.items()}
-    aws.client("cloudformation").create_stack(StackName=f"amci-{stage}", TemplateBody=json.dumps({
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}))
-    config = tmp_path / "aws-config"
-    config.write_text("[profile operator]\nregion = us-east-1\n"
-                      "aws_access_key_id = testing\naws_secret_access_key = testing\n")
-
-    listed = amci("--stage", stage, "--profile", "operator", "request", "datalake", '{"requestType": "listDatasets"}',
-                  "--json", env={"AWS_CONFIG_FILE": str(config)})
-    missing = amci("--stage", "nosuchstage", "--region", "us-east-1", "tenant", "list")
-
-    assert listed.exit_code == 0, listed.output
-    assert {d["dataset"] for d in json.loads(listed.output)["details"]["datasets"]} >= {"adtech-amc"}
-    assert missing.exit_code == 2 and "no stack amci-nosuchstage in us-east-1" in missing.output
