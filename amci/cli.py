@@ -56,14 +56,14 @@ def local_up(port: int | None, verbose: bool, params: tuple[str, ...], endpoints
         cloud = LocalCloud(port=port or DEFAULT_PORT, parameters=parameters,
                            endpoints_file=endpoints_file or ENDPOINTS_FILE, verbose=verbose).start()
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # Both stop it; SIGINT explicitly, as a process started in the background by a shell inherits it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopped.set())
     try:
         _print_endpoints(cloud)
         console.print(f"Ready in {cloud.timings['ready']:.1f}s. Endpoints written to {cloud.endpoints_file}. "
                       f"Other processes: [bold]export AWS_ENDPOINT_URL={cloud.aws_endpoint_url}[/]. Ctrl-C stops.")
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         with console.status("Stopping..."):
             cloud.stop()
