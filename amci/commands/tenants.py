@@ -17,24 +17,21 @@ def group() -> None:
     """Tenants: the AMC instances onboarded into the platform."""
 
 
-@group.command("add")
-@click.argument("details_file", type=click.File())
-@TIMEOUT
-@JSON
-def add(details_file: click.utils.LazyFile, timeout: float, as_json: bool) -> None:
-    """Onboard a tenant (or update it in place) from a JSON file: the AWS Solution's customer_details."""
-    details = _details(details_file)
-    finish(ask(lambda sdk: sdk.tenants.add(details), timeout, "onboarding"), as_json)
+def _details_command(name: str, summary: str, waiting: str) -> None:
+    """``tenant add`` and ``update``: the same file, two requests."""
+
+    @group.command(name, help=summary)
+    @click.argument("details_file", type=click.File())
+    @TIMEOUT
+    @JSON
+    def command(details_file: click.utils.LazyFile, timeout: float, as_json: bool) -> None:
+        details = _details(details_file)
+        finish(ask(lambda sdk: getattr(sdk.tenants, name)(details), timeout, waiting), as_json)
 
 
-@group.command("update")
-@click.argument("details_file", type=click.File())
-@TIMEOUT
-@JSON
-def update(details_file: click.utils.LazyFile, timeout: float, as_json: bool) -> None:
-    """Change an onboarded tenant (the same file as add)."""
-    details = _details(details_file)
-    finish(ask(lambda sdk: sdk.tenants.update(details), timeout, "updating"), as_json)
+_details_command("add", "Onboard a tenant (or update it in place) from a JSON file: the AWS Solution's "
+                 "customer_details.", "onboarding")
+_details_command("update", "Change an onboarded tenant (the same file as add).", "updating")
 
 
 @group.command("get")

@@ -266,37 +266,24 @@ def schedule_update(service: str, name: str, as_json: bool, **put: Any) -> None:
     _put(service, name, as_json, update=True, **put)
 
 
-@schedule.command("delete")
-@SERVICE
-@click.argument("name")
-@SCHEDULE_TENANT
-@JSON
-def schedule_delete(service: str, name: str, customer_id: str | None, as_json: bool) -> None:
-    """Delete schedule NAME (a workflow schedule is found by name when --tenant is not given)."""
-    _no_report_tenant(service, customer_id)
-    finish(ask(lambda sdk: _schedules(sdk, service, customer_id).delete(name), 120), as_json, _show)
+def _named_schedule_command(operation: str, summary: str) -> None:
+    """``schedule delete``, ``enable`` and ``disable``: one schedule by name, one SDK call."""
+
+    @schedule.command(operation, help=summary)
+    @SERVICE
+    @click.argument("name")
+    @SCHEDULE_TENANT
+    @JSON
+    def command(service: str, name: str, customer_id: str | None, as_json: bool) -> None:
+        _no_report_tenant(service, customer_id)
+        finish(ask(lambda sdk: getattr(_schedules(sdk, service, customer_id), operation)(name), 120), as_json,
+               _show)
 
 
-@schedule.command("enable")
-@SERVICE
-@click.argument("name")
-@SCHEDULE_TENANT
-@JSON
-def schedule_enable(service: str, name: str, customer_id: str | None, as_json: bool) -> None:
-    """Resume schedule NAME."""
-    _no_report_tenant(service, customer_id)
-    finish(ask(lambda sdk: _schedules(sdk, service, customer_id).enable(name), 120), as_json, _show)
-
-
-@schedule.command("disable")
-@SERVICE
-@click.argument("name")
-@SCHEDULE_TENANT
-@JSON
-def schedule_disable(service: str, name: str, customer_id: str | None, as_json: bool) -> None:
-    """Pause schedule NAME, keeping everything else of it."""
-    _no_report_tenant(service, customer_id)
-    finish(ask(lambda sdk: _schedules(sdk, service, customer_id).disable(name), 120), as_json, _show)
+_named_schedule_command("delete", "Delete schedule NAME (a workflow schedule is found by name when --tenant is not "
+                        "given).")
+_named_schedule_command("enable", "Resume schedule NAME.")
+_named_schedule_command("disable", "Pause schedule NAME, keeping everything else of it.")
 
 
 @schedule.command("list")
