@@ -142,6 +142,28 @@ def status_cmd(as_json: bool) -> None:
     sys.exit(1 if troubled else 0)
 
 
+@main.command("redrive")
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Move at most this many.")
+@click.option("--rejected", is_flag=True, help="Also send rejected requests again (they are rejected again "
+              "unless what they named has changed).")
+@JSON
+def redrive_cmd(service: str, limit: int, rejected: bool, as_json: bool) -> None:
+    """Send what SERVICE's request dead-letter queue holds back to its request queue, e.g. after an outage made
+    requests fail on every attempt. Rejected requests stay, listed with their reason: their sender must fix them."""
+    with console.status(f"redriving {service}'s dead letters..."):
+        done = insights(120).redrive(service, limit, rejected)
+    if as_json:
+        click.echo(json.dumps(done, indent=2))
+        return
+    console.print(f"{done['redriven']} requests sent back to {service}'s request queue")
+    if done["kept"]:
+        kept = Table("request id", "reason", title="Left in the dead-letter queue (rejected: send a fixed request)")
+        for message in done["kept"]:
+            kept.add_row(message["requestId"], message["reason"])
+        console.print(kept)
+
+
 @main.command("package")
 @click.argument("services", nargs=-1)
 @click.option("--stage", default="local", show_default=True)

@@ -97,6 +97,10 @@ class Platform:
         """Each service's request queue URL."""
         return {service: self.outputs[f"{_camel(service)}RequestQueueUrl"] for service in SERVICES}
 
+    def request_dlq_url(self, service: str) -> str:
+        """The URL of ``service``'s request dead-letter queue."""
+        return self.client("sqs").get_queue_url(QueueName=self.outputs[f"{_camel(service)}RequestDlq"])["QueueUrl"]
+
     @property
     def buckets(self) -> dict[str, str]:
         return {name: self.outputs[f"{name.title()}Bucket"] for name in ("raw", "reports", "stage")}

@@ -28,6 +28,7 @@ from amci.auth import Auth
 from amci.inbox import Notification
 from amci.platform import Platform, wait_for
 from shared import lake
+from shared.requests import dead_letter, redrive
 
 SUCCESSFUL = ("SUCCEEDED", "NO_DATA")
 
@@ -123,6 +124,18 @@ class Insights:
         from amci.status import platform_status
 
         return platform_status(self.platform)
+
+    def redrive(self, service: str, limit: int = 1000, rejected: bool = False) -> dict[str, Any]:
+        """Send what ``service``'s request DLQ holds back to its request queue, e.g. requests that failed on every
+        attempt during an outage. Rejected requests stay (their sender must fix them) unless ``rejected``.
+        ``{"service", "redriven": n, "kept": [{"requestId", "reason"}]}``."""
+        sqs, queue = self.platform.client("sqs"), self.platform.request_queues[service]
+        done = redrive(sqs, self.platform.request_dlq_url(service),
+                       lambda message: sqs.send_message(QueueUrl=queue, MessageBody=message["Body"]), limit,
+                       keep=lambda message: not rejected and dead_letter(message)[1] is not None)
+        kept = [dead_letter(message) for message in done.kept]
+        return {"service": service, "redriven": done.delivered,
+                "kept": [{"requestId": request_id, "reason": reason} for request_id, reason in kept]}
 
     @cached_property
     def tenants(self) -> Tenants:

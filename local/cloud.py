@@ -10,7 +10,8 @@ Pieces, in the order :meth:`LocalCloud.start` assembles them:
 5. event sources: an SQS poller per ``on_sqs_message`` (``local/sqs.py``), the scheduler for ``@app.schedule``
    and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
    (``local/athena.py``); stacks created through the CloudFormation API made to apply what moto skips
-   (``local/cloudformation.py``); DynamoDB and Secrets Manager calls serialised, as moto needs (``local/serial.py``);
+   (``local/cloudformation.py``); DynamoDB, Lake Formation and Secrets Manager calls serialised, as moto needs
+   (``local/serial.py``); crashes of functions and jobs at a chosen AWS call, for fault tests (``local/crashes.py``);
 6. the Amazon API sandbox (``local/sandbox/``), which every function reaches through ``AMAZON_API_ENDPOINTS``,
    and whose demo credentials fill the default credential secret;
 7. ``.local/endpoints.json`` for other processes.
@@ -37,6 +38,7 @@ from local import environ
 from local.apps import LoadedApp, load_app
 from local.athena import AthenaOnDuckDB
 from local.cloudformation import CloudFormationPatch
+from local.crashes import Crashes
 from local.glue import GlueJobRunner
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
@@ -78,6 +80,7 @@ class LocalCloud:
 
     def __post_init__(self) -> None:
         self.lambdas = Lambdas()
+        self.crashes = Crashes()
         self.apps: dict[str, LoadedApp] = {}
         self.pollers: list[SqsPoller] = []
         self.timings: dict[str, float] = {}
@@ -136,6 +139,8 @@ class LocalCloud:
         server.start()
         undo.callback(server.stop)
         self.port = server.get_host_and_port()[1]
+        self.crashes.install()  # before the clients are built: each client takes the handlers installed then
+        undo.callback(self.crashes.uninstall)
         aws.reset_clients()
         undo.callback(aws.reset_clients)
         _require_free_port(sandbox_port)
@@ -162,6 +167,10 @@ class LocalCloud:
 
     def request_queue_url(self, service: str) -> str:
         return self.outputs[f"{_camel(service)}RequestQueueUrl"]
+
+    def request_dlq(self, service: str) -> str:
+        """The name of ``service``'s request dead-letter queue."""
+        return self.outputs[f"{_camel(service)}RequestDlq"]
 
     @property
     def endpoints(self) -> dict[str, Any]:

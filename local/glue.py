@@ -18,6 +18,8 @@ from typing import Any
 
 from moto.glue import models as glue_models
 
+from local.crashes import Crash, running
+
 log = logging.getLogger(__name__)
 
 
@@ -67,9 +69,10 @@ class GlueJobRunner:
             argv = [job.name, "--JOB_NAME", job.name, "--JOB_RUN_ID", run.job_run_id]
             for key, value in (run.arguments or {}).items():
                 argv += [key, value]
-            main(argv)
+            with running(job.name):
+                main(argv)
             run.local_state = "SUCCEEDED"
-        except Exception as exc:
+        except (Exception, Crash) as exc:
             log.exception("glue job failed", extra={"job": job.name, "run_id": run.job_run_id})
             run.error_message = f"{type(exc).__name__}: {exc}"
             run.local_state = "FAILED"

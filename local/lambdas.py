@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from chalice.local import LambdaContext
 
 from local.apps import Function
+from local.crashes import Crash, FunctionCrashed, running
 from local.environ import function_environment
 from shared.logs import bind
 
@@ -55,8 +56,12 @@ class Lambdas:
         with self._lock:
             self.invocations[function.name] += 1
         try:
-            with bind(function=function.name), function_environment(function.environment):
+            with bind(function=function.name), function_environment(function.environment), running(function.name):
                 return function.handler(event, context)
+        except Crash as crash:
+            with self._lock:
+                self.errors[function.name] += 1
+            raise FunctionCrashed(str(crash)) from None
         except Exception:
             with self._lock:
                 self.errors[function.name] += 1

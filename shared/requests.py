@@ -101,10 +101,11 @@ class RequestRouter:
     def _reject(self, record: Mapping[str, Any], error: ContractError, publisher: StatusPublisher,
                 quarantine: Quarantine) -> None:
         log.info("request rejected", extra={"message_id": record["messageId"], "reason": str(error)})
-        quarantine.put(record["body"], reason=str(error))
+        request_id = request_id_of(record)
+        quarantine.put(record["body"], reason=str(error), request_id=request_id)
         publisher.publish(StatusMessage(
             service=self.service, request_type=error.contract, status=Status.REJECTED, summary=str(error),
-            tenant_id=_tenant_of(record["body"]), request_id=_request_id_of(record),
+            tenant_id=_tenant_of(record["body"]), request_id=request_id,
             details={**error.as_dict(), "quarantine": quarantine.queue_name}))
 
 
@@ -112,20 +113,62 @@ class Quarantine:
     """Keeps rejected messages in a dead-letter queue with the reason, where they can be fixed and redriven."""
 
     REASON_ATTRIBUTE = "amciRejectReason"
+    REQUEST_ID_ATTRIBUTE = "amciRequestId"  # the id its REJECTED status carried (the message id when it had none)
 
     def __init__(self, sqs: Any, queue_name: str) -> None:
         self._sqs = sqs
         self.queue_name = queue_name
         self._url: str | None = None
 
-    def put(self, body: str, reason: str) -> None:
+    def put(self, body: str, reason: str, request_id: str | None = None) -> None:
         if self._url is None:
             self._url = self._sqs.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+        attributes = {self.REASON_ATTRIBUTE: reason[:1024], self.REQUEST_ID_ATTRIBUTE: request_id}
         self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageAttributes={
-            self.REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}})
+            name: {"DataType": "String", "StringValue": value} for name, value in attributes.items() if value})
 
 
-def _request_id_of(record: Mapping[str, Any]) -> str:
+@dataclass
+class Redriven:
+    delivered: int
+    kept: list[dict[str, Any]]  # the messages left in the dead-letter queue
+
+
+def redrive(sqs: Any, dead_letters_url: str, deliver: Callable[[dict[str, Any]], None], limit: int,
+            keep: Callable[[dict[str, Any]], bool] = lambda message: False) -> Redriven:
+    """Hand up to ``limit`` messages of a dead-letter queue to ``deliver``, deleting each once delivered. Messages
+    ``keep`` picks stay where they are (e.g. rejected requests, which only their sender can fix)."""
+    delivered, kept, seen = 0, [], set()
+    while delivered < limit:
+        messages = sqs.receive_message(QueueUrl=dead_letters_url, MaxNumberOfMessages=min(10, limit - delivered),
+                                       WaitTimeSeconds=1, VisibilityTimeout=60,  # long polling: every server asked
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            if keep(message):
+                kept.append(message)
+                continue
+            deliver(message)
+            sqs.delete_message(QueueUrl=dead_letters_url, ReceiptHandle=message["ReceiptHandle"])
+            delivered += 1
+    for message in kept:  # visible again at once, for whoever looks next
+        sqs.change_message_visibility(QueueUrl=dead_letters_url, ReceiptHandle=message["ReceiptHandle"],
+                                      VisibilityTimeout=0)
+    return Redriven(delivered, kept)
+
+
+def dead_letter(message: Mapping[str, Any]) -> tuple[str, str | None]:
+    """A dead-lettered request's id and why it was rejected (None: it failed on every attempt instead)."""
+    attributes = {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+    request_id = attributes.get(Quarantine.REQUEST_ID_ATTRIBUTE) or request_id_of(
+        {"body": message["Body"], "messageId": message["MessageId"]})
+    return request_id, attributes.get(Quarantine.REASON_ATTRIBUTE)
+
+
+def request_id_of(record: Mapping[str, Any]) -> str:
     """The sender's ``requestId`` when the body has a valid one, so they can match the answer; else the message id."""
     try:
         request_id = json.loads(record["body"]).get("requestId")

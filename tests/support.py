@@ -65,6 +65,34 @@ def answer(inbox: Inbox, request_id: str, timeout_s: float = 60) -> Notification
     return inbox.wait_for(lambda n: n.body.get("request_id") == request_id, timeout_s)
 
 
+def answers(inbox: Inbox, request_ids: list[str], timeout_s: float, explain: Callable[[], Any] = str
+            ) -> dict[str, Notification]:
+    """The first notification answering each request, waiting for all of them; a timeout names the unanswered
+    ones and adds ``explain()`` (e.g. what the dead-letter queues hold)."""
+    deadline, wanted = time.monotonic() + timeout_s, set(request_ids)
+    while True:
+        found: dict[str, Notification] = {}
+        for note in inbox.received:
+            if note.body.get("request_id") in wanted:
+                found.setdefault(note.body["request_id"], note)
+        if not (missing := [r for r in request_ids if r not in found]):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no notification within {timeout_s}s for {missing}; {explain()}")
+        inbox.drain(wait_s=1)
+
+
+def dead_letters(cloud: LocalCloud, *services: str) -> dict[str, list[str]]:
+    """What each service's request DLQ holds, left in place: the explanation of a request that went unanswered."""
+    sqs, held = aws.client("sqs"), {}
+    for service in services:
+        url = sqs.get_queue_url(QueueName=cloud.request_dlq(service))["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+        held[service] = [f"{m['Body'][:300]} {m.get('MessageAttributes', {})}" for m in messages]
+    return held
+
+
 def ask(cloud: LocalCloud, inbox: Inbox, service: str, body: dict[str, Any], timeout_s: float = 60) -> Notification:
     """Send a request and wait for its notification."""
     return answer(inbox, send(cloud, service, body), timeout_s)

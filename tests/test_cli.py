@@ -16,9 +16,11 @@ import boto3
 import pytest
 from click.testing import Result
 
+from amci.inbox import Inbox
 from local.cloud import LocalCloud
+from local.sandbox.faults import Faults
 from shared import aws
-from tests.support import wait_until
+from tests.support import answer, onboard, queue_idle, send, wait_until
 
 AMCI = Path(sys.executable).with_name("amci")
 
@@ -123,6 +125,29 @@ def test_lake_commands_query_and_redrive(amci: Callable[..., Result]) -> None:
     assert failed.exit_code == 1 and "The query failed" in failed.output and "no_such_table" in failed.output
     assert redriven.exit_code == 0 and json.loads(redriven.output)["details"] == {"stage": "a", "redriven": 0}
     assert wrong_stage.exit_code == 2 and "'c' is not one of 'a', 'b'" in wrong_stage.output
+
+
+def test_redrive_sends_requests_that_failed_back_and_keeps_rejected_ones(
+        cloud: LocalCloud, inbox: Inbox, faults: Faults, amci: Callable[..., Result]) -> None:
+    customer = onboard(cloud, inbox, "rd")
+    outage = faults.add("amc", "createWorkflow", status=503, retry_after=0.1, times=1_000_000)
+    failed = send(cloud, "workflow", {"customerId": customer, "workflowRequest": {
+        "requestType": "createWorkflow", "workflowDefinition": {"workflowId": "redriven", "sqlQuery": "SELECT 1"}}})
+    rejected = send(cloud, "workflow", {"customerId": customer, "workflowRequest": {"requestType": "renameWorkflow"}})
+    errored, refused = answer(inbox, failed, 120), answer(inbox, rejected)
+    wait_until(lambda: queue_idle(cloud.request_queue_url("workflow")))  # the failed request moved to the DLQ
+    outage.times = 0  # the outage is over
+
+    redriven = amci("redrive", "workflow", "--json")
+    succeeded = inbox.wait_for(lambda n: n.body.get("request_id") == failed and n.attributes["status"] != "ERROR", 60)
+    shown = amci("redrive", "workflow")
+
+    assert (errored.attributes["status"], refused.attributes["status"]) == ("ERROR", "REJECTED")
+    assert succeeded.attributes["status"] == "SUCCEEDED", succeeded.body
+    assert redriven.exit_code == 0, redriven.output
+    done = json.loads(redriven.output)
+    assert done["redriven"] >= 1 and {"requestId": rejected, "reason": refused.body["summary"]} in done["kept"]
+    assert shown.exit_code == 0 and "0 requests sent back" in shown.output and rejected in shown.output
 
 
 def test_any_request_is_sent_and_answered(amci: Callable[..., Result], tmp_path: Path) -> None:

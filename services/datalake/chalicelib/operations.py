@@ -13,6 +13,7 @@ from chalicelib.pipeline import PENDING
 from shared import aws
 from shared.contracts import ContractError, FieldError, Request
 from shared.requests import RequestContext
+from shared.requests import redrive as redrive_dead_letters
 from shared.service import Service
 from shared.status import PLATFORM_TENANT, Status
 
@@ -49,22 +50,18 @@ def list_datasets(request: ListDatasets, ctx: RequestContext, service: Service) 
 
 def redrive(request: Redrive, ctx: RequestContext, service: Service) -> None:
     sqs = aws.client("sqs")
-    dlq = sqs.get_queue_url(QueueName=os.environ[f"DATALAKE_STAGE_{request.stage.upper()}_DLQ"])["QueueUrl"]
-    target = sqs.get_queue_url(QueueName=os.environ["DATALAKE_STAGE_A_QUEUE"])["QueueUrl"]
-    pipeline = aws.table(os.environ["DATALAKE_PIPELINE_TABLE"])
-    moved = 0
-    while moved < request.limit:
-        messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=min(10, request.limit - moved),
-                                       WaitTimeSeconds=1).get("Messages", [])  # long polling: every server asked
-        if not messages:
-            break
-        for message in messages:
-            if request.stage == "a":
-                sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
-            else:
-                _pending_again(pipeline, json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
+    dead_letters = sqs.get_queue_url(QueueName=os.environ[f"DATALAKE_STAGE_{request.stage.upper()}_DLQ"])["QueueUrl"]
+    if request.stage == "a":
+        target = sqs.get_queue_url(QueueName=os.environ["DATALAKE_STAGE_A_QUEUE"])["QueueUrl"]
+
+        def deliver(message: dict[str, Any]) -> None:
+            sqs.send_message(QueueUrl=target, MessageBody=message["Body"])
+    else:
+        pipeline = aws.table(os.environ["DATALAKE_PIPELINE_TABLE"])
+
+        def deliver(message: dict[str, Any]) -> None:
+            _pending_again(pipeline, json.loads(message["Body"]))
+    moved = redrive_dead_letters(sqs, dead_letters, deliver, request.limit).delivered
     service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"{moved} stage {request.stage.upper()} messages redriven",
                    {"stage": request.stage, "redriven": moved})
 
