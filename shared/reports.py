@@ -98,6 +98,7 @@ class ReportSource(Protocol):
 
     api: str  # "ads" | "sp": errors and the HTTP session
     dataset: str  # "ads_report" | "sp_report": the key's second level
+    table_field: str  # "tableName" | "tablePrefix": the request field naming the lake table
     schedule_prefix: str  # "ads" | "sp": schedules of both services share the platform's group
 
     def describe(self, request: Mapping[str, Any]) -> Described: ...
@@ -209,6 +210,7 @@ class Reports:
 
         Raises ContractError when ``key`` was used for another request."""
         described = self.source.describe(request)
+        self._claim_table(described.table, request.get("customerId") or PLATFORM_TENANT)
         # The request is kept as JSON text: DynamoDB would turn its numbers into Decimals (and refuse floats).
         record = self.records.add_job(self.service, key, request=json.dumps(request), fingerprint=fingerprint,
                                       tableName=described.table, reportType=described.report_type,
@@ -377,6 +379,16 @@ class Reports:
             metadata=metadata, api=self.source.api)
         return self.records.update_job(self.service, record["requestId"], s3Uri=f"s3://{copied.bucket}/{copied.key}",
                                        size=copied.size)
+
+    def _claim_table(self, table: str, tenant: str) -> None:
+        """A dataset's tables are shared by its tenants' reports, so each table is one tenant's: the first report
+        into it claims it, and another tenant's report naming it is refused rather than mixed in (reports that
+        name no tenant count as the platform's)."""
+        holder = self.records.put_new(self.service, "table", table, customerId=tenant)["customerId"]
+        if holder != tenant:
+            log.warning("report table held by another tenant", extra={"table": table, "holder": holder})
+            raise ContractError("createReport", [FieldError(
+                self.source.table_field, "a table no other tenant's reports go to", table)])
 
     def _schedule_name(self, name: str) -> str:
         return f"{self.source.schedule_prefix}-{name}"

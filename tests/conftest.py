@@ -2,11 +2,15 @@
 
 Requests become visible again after 2 s and move to their DLQ on the second receive, so retry paths finish in
 seconds; the scheduler's clock runs 60 times faster, so a ``rate(1 minute)`` fires every second.
+
+Every line logged while a test runs (the apps', the local cloud's, the libraries'), formatted as the platform
+writes it, is searched for secrets: a test during which one leaks fails, naming the logger.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,12 +25,21 @@ from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from local.scheduler import ScaledClock
 from shared import aws
-from tests.support import FAST
+from tests.support import FAST, LOG_WATCH
 
 TESTS = Path(__file__).resolve().parent
 # Reports: an hour of polling every 2 s is as often as an execution's history allows (shared/reports.py MAX_POLLS).
 TEST_PARAMETERS = {"RequestVisibilityTimeout": 2, "RequestMaxReceiveCount": 2, "ExecutionPollSeconds": 1,
                    "ReportPollSeconds": 2, "ReportMaxHours": 1}
+logging.getLogger().addHandler(LOG_WATCH)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    LOG_WATCH.lines.clear()
+    yield
+    leaks = LOG_WATCH.leaks()
+    assert not leaks, f"secrets in the logs of this test (shown masked): {leaks[:5]}"
 
 
 @pytest.fixture(scope="session")

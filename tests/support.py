@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import re
 import sys
 import time
 import uuid
@@ -18,9 +20,36 @@ from shared import aws
 from shared.amazon.http import AmazonHttp
 from shared.amazon.lwa import CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints
+from shared.logs import JsonFormatter
 
 T = TypeVar("T")
 FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)  # AMC executions in ~2 s
+# What a secret looks like once written: Login with Amazon tokens and client secrets, bearer headers, pre-signed
+# URL signatures, secret-named JSON fields with a value. Their masked forms ("Atz*|***", "Bearer ***") do not match.
+SECRETS = re.compile(r"Atz[ar]\|[\w-]{8,}|amzn1\.oa2-cs\.v1\.[\w-]+|Bearer [\w.|-]{8,}|"
+                     r"X-Amz-(?:Signature|Security-Token)=[\w%/+-]{8,}|"
+                     r"\\*\"(?:client_secret|refresh_token|access_token)\\*\": \\*\"(?!\*\*\*)[^\"\\]+", re.I)
+
+
+class LogWatch(logging.Handler):
+    """Keeps every log line, formatted as the platform writes it (``shared.logs.JsonFormatter``), to search them
+    for secrets (``tests/conftest.py`` watches every test)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[tuple[str, str]] = []  # (logger, line)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.name, self.format(record)))
+
+    def leaks(self) -> list[tuple[str, str]]:
+        """The lines that give a secret away (logger, line with the secret masked)."""
+        return [(logger, SECRETS.sub("<SECRET>", line)[:300]) for logger, line in list(self.lines)
+                if SECRETS.search(line)]
+
+
+LOG_WATCH = LogWatch()
 
 
 def app_module(path: str) -> Any:

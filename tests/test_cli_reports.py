@@ -206,9 +206,9 @@ def test_an_sp_report_by_flags_or_body_lands_in_the_reports_bucket_and_is_listed
     head = stored(details["s3Uri"])
     assert head["Metadata"]["marketplace-ids"] == US and head["Metadata"]["customer-id"] == tenant
     assert by_body.exit_code == 0 and "SUCCEEDED" in by_body.output, by_body.output
-    assert f"/adtech/sp_report/NA-{data.ORDERS[0]}/report_date={day(5)}/" in by_body.output
+    assert f"/adtech/sp_report/{tenant}-NA-{data.ORDERS[0]}/report_date={day(5)}/" in by_body.output
     reports = as_json(listed)["details"]["reports"]
-    assert {r["tableName"] for r in reports} == {"cli-sales", f"NA-{data.ORDERS[0]}"}
+    assert {r["tableName"] for r in reports} == {"cli-sales", f"{tenant}-NA-{data.ORDERS[0]}"}
     assert all(stored(r["s3Uri"]) for r in reports)
     assert shown.exit_code == 0 and "reports (2)" in shown.output and "cli-sales" in shown.output
 

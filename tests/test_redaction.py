@@ -22,7 +22,7 @@ from shared.amazon.http import AmazonHttp, RetryPolicy
 from shared.amazon.lwa import BearerAuth, CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints, Region
 from shared.amazon.sp import SpReportsClient
-from tests.support import wait_until
+from tests.support import LOG_WATCH, wait_until
 
 FAST = RetryPolicy(max_attempts=5, base_delay_s=0.05, max_delay_s=0.2)
 
@@ -110,3 +110,19 @@ def test_a_full_flow_logs_no_token_secret_or_signature(cloud: LocalCloud, fast_s
 
 def _query(query: dict[str, str]) -> str:
     return "&".join(f"{k}={v}" for k, v in query.items())
+
+
+def test_every_tests_logs_are_searched_for_what_would_give_a_secret_away() -> None:
+    """The suite-wide watch (tests/conftest.py) sees lines as the platform writes them: what the formatter masks
+    passes, what it cannot recognise (a client secret in free text) is caught."""
+    log = logging.getLogger("amci.test.watch")
+    log.info("refreshed with Atza|%s for %s", "x" * 40, {"client_secret": "amzn1.oa2-cs.v1.masked-by-key"})
+    log.info("pre-signed https://b.s3.amazonaws.com/k?X-Amz-Signature=%s", "ab12" * 16)
+    assert LOG_WATCH.leaks() == []
+
+    log.warning("LWA refused client amzn1.oa2-cs.v1.%s", "0123456789abcdef")
+    leaked = LOG_WATCH.leaks()
+    LOG_WATCH.lines.clear()  # leaked on purpose: not this test's failure
+
+    assert [logger for logger, _ in leaked] == ["amci.test.watch"]
+    assert "<SECRET>" in leaked[0][1] and "0123456789abcdef" not in leaked[0][1]

@@ -32,7 +32,7 @@ def max_days(report_type: str) -> int:
 
 
 class AdsSource:
-    api, dataset, schedule_prefix = "ads", "ads_report", "ads"
+    api, dataset, schedule_prefix, table_field = "ads", "ads_report", "ads", "tableName"
 
     def describe(self, request: Mapping[str, Any]) -> Described:
         """Refuses (ContractError) dates that are not dates, in the wrong order or further apart than the report

@@ -35,7 +35,7 @@ def region(request: Mapping[str, Any]) -> Region:
 
 
 class SpSource:
-    api, dataset, schedule_prefix = "sp", "sp_report", "sp"
+    api, dataset, schedule_prefix, table_field = "sp", "sp_report", "sp", "tablePrefix"
 
     def describe(self, request: Mapping[str, Any]) -> Described:
         body = request["requestBody"]
@@ -45,7 +45,9 @@ class SpSource:
                                                             body["dataEndTime"])])
         today = datetime.now(UTC).date()
         first, last = (start.date() if start else today), (end.date() if end else today)
-        table = request.get("tablePrefix") or f"{region(request).value}-{body['reportType']}"
+        # A tenant's default tables are its own: a dataset's tables are shared, one tenant each (shared/reports.py)
+        default = [request.get("customerId"), region(request).value, body["reportType"]]
+        table = request.get("tablePrefix") or "-".join(part for part in default if part)
         return Described(table, body["reportType"], first, last,
                          {"marketplace-ids": ",".join(body["marketplaceIds"]), "region": region(request).value})
 

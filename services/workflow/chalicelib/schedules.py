@@ -52,9 +52,12 @@ def set_state(request: NamedSchedule, ctx: RequestContext, service: Service) -> 
     """Enable or disable, keeping everything else of the schedule as it is."""
     customer_id, group = _locate(request)
     enabled = request.requestType == "enableSchedule"
-    scheduler.set_state(aws.client("scheduler"), group, request.scheduleName, enabled)
     records = workflow_records()
-    record = records.get(customer_id, "schedule", request.scheduleName) or {}
+    record = records.get(customer_id, "schedule", request.scheduleName)
+    if record is None:  # not this tenant's: another tenant's schedule of that name stays untouched
+        raise ContractError(request.requestType, [FieldError(
+            "scheduleName", f"a schedule of tenant {customer_id} (see listSchedules)", request.scheduleName)])
+    scheduler.set_state(aws.client("scheduler"), group, request.scheduleName, enabled)
     records.put(customer_id, "schedule", request.scheduleName, **{
         **{k: v for k, v in record.items() if k not in ("customerId", "recordId", "updatedAt")}, "enabled": enabled})
     service.answer(ctx, customer_id, Status.SUCCEEDED,
