@@ -175,7 +175,9 @@ def chaos(cloud: LocalCloud, inbox: Inbox, fast_amc: None, fast_ads: None, fast_
                                           ("ads", "getReport", 503, PROFILE.errors),
                                           ("sp", "createReport", 429, PROFILE.storm),
                                           ("sp", "getReport", 500, PROFILE.errors)):
-        box.faults.add(api, operation, status=status, times=times, retry_after=0.2 if status == 429 else None)
+        # Ads and AMC say when to retry; SP's throttling does not (its clients back off on their own)
+        box.faults.add(api, operation, status=status, times=times,
+                       retry_after=0.2 if status == 429 and api != "sp" else None)
     outage = box.faults.add("amc", "createWorkflow", status=503, retry_after=0.1, times=1_000_000)
     crashes = [cloud.crashes.add(cloud.apps[service].function(handler).name, call, after)
                for service, handler, call, after in CRASHES]
