@@ -16,6 +16,7 @@ they run. Nothing here bypasses a service: the SDK reads the platform's tables o
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -65,6 +66,18 @@ class Outcome:
     def of(cls, service: str, note: Notification) -> Outcome:
         return cls(str(note.body.get("request_id")), service, note.attributes["status"], str(note.body["summary"]),
                    dict(note.body.get("details") or {}))
+
+
+def _with_request_id(message: dict[str, Any]) -> str:
+    """A dead letter's body to send again, with the request id it ran under (a body without one ran under its
+    message id, which a new message would not keep): it cannot run twice."""
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        return str(message["Body"])
+    if not isinstance(body, dict) or "requestId" in body:
+        return str(message["Body"])
+    return json.dumps({**body, "requestId": dead_letter(message)[0]})
 
 
 class RequestFailed(Exception):
@@ -130,8 +143,11 @@ class Insights:
         attempt during an outage. Rejected requests stay (their sender must fix them) unless ``rejected``.
         ``{"service", "redriven": n, "kept": [{"requestId", "reason"}]}``."""
         sqs, queue = self.platform.client("sqs"), self.platform.request_queues[service]
-        done = redrive(sqs, self.platform.request_dlq_url(service),
-                       lambda message: sqs.send_message(QueueUrl=queue, MessageBody=message["Body"]), limit,
+
+        def deliver(message: dict[str, Any]) -> None:
+            sqs.send_message(QueueUrl=queue, MessageBody=_with_request_id(message))
+
+        done = redrive(sqs, self.platform.request_dlq_url(service), deliver, limit,
                        keep=lambda message: not rejected and dead_letter(message)[1] is not None)
         kept = [dead_letter(message) for message in done.kept]
         return {"service": service, "redriven": done.delivered,

@@ -169,18 +169,17 @@ def _lake_latencies(cloud: LocalCloud, sources: list[tuple[str, str]], report: C
                     timeout_s: float = 900) -> tuple[dict[str, list[float]], float]:
     """Stage A: S3 write -> stage A's record; stage B: that -> the file's Parquet catalogued. Also when the last
     file was catalogued (epoch seconds)."""
-    table, s3, deadline = aws.table(cloud.outputs["DatalakePipelineTable"]), aws.client("s3"), time.time() + timeout_s
-    done: dict[str, tuple[float, float]] = {}
+    pipeline, s3 = aws.table(cloud.outputs["DatalakePipelineTable"]), aws.client("s3")
+    deadline, done = time.time() + timeout_s, {}
     while len(done) < len(sources):
         if time.time() > deadline:
             raise TimeoutError(f"{len(sources) - len(done)} files not in the lake after {timeout_s:.0f}s")
         for dataset in {d for d, _ in sources}:
-            items = list(aws.items(table.query, KeyConditionExpression="dataset = :d",
+            items = list(aws.items(pipeline.query, KeyConditionExpression="dataset = :d",
                                    ExpressionAttributeValues={":d": dataset}, ConsistentRead=True))
             staged = {i["itemId"].split("#")[1]: float(i["updatedAt"]) for i in items
                       if i["itemId"].startswith("object#")}
-            converted = {i["source"]: float(i["updatedAt"]) for i in items
-                         if i["itemId"].startswith("file#") and i.get("status") == "PROCESSED"}
+            converted = _converted(items)
             for d, uri in sources:
                 if d == dataset and uri not in done and uri in staged and uri in converted:
                     bucket, key = uri.removeprefix("s3://").split("/", 1)
@@ -190,6 +189,17 @@ def _lake_latencies(cloud: LocalCloud, sources: list[tuple[str, str]], report: C
         time.sleep(1)
     return ({"stage A": [a for a, _, _ in done.values()], "stage B": [b for _, b, _ in done.values()]},
             max(last for _, _, last in done.values()))
+
+
+def _converted(items: list[dict[str, Any]]) -> dict[str, float]:
+    """When each source's last pre-stage file (an SP report makes one per table) was catalogued, for sources
+    whose every file is; a pending file holds its source back."""
+    files: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if item["itemId"].startswith(("file#", "pending#")) and item.get("source"):
+            files.setdefault(item["source"], []).append(item)
+    return {source: max(float(f["updatedAt"]) for f in found) for source, found in files.items()
+            if all(f["itemId"].startswith("file#") and f.get("status") == "PROCESSED" for f in found)}
 
 
 def step(text: str) -> None:

@@ -168,7 +168,7 @@ class LocalCloud:
     def request_queue_url(self, service: str) -> str:
         return self.outputs[f"{_camel(service)}RequestQueueUrl"]
 
-    def request_dlq(self, service: str) -> str:
+    def request_dlq_name(self, service: str) -> str:
         """The name of ``service``'s request dead-letter queue."""
         return self.outputs[f"{_camel(service)}RequestDlq"]
 

@@ -1,13 +1,15 @@
 """Crashes: a function or Glue job of the local cloud dies right after an AWS call of its own took effect.
 
 A Lambda that times out or runs out of memory, or a Glue worker that is lost, stops between two calls: what it
-wrote stays written, what it meant to record next never is. ``cloud.crashes.add("datalake-stage_a", "S3.PutObject")``
-lets that call through and then ends the invocation. The crash is a ``BaseException``, so no ``except Exception``
-in the code under test can swallow it; at the runtime's boundary (``local/lambdas.py``, ``local/glue.py``) it becomes
-the invocation's or the job run's failure, and the event source retries as on AWS.
+wrote stays written, what it meant to record next never is. ``cloud.crashes.add("amci-datalake-local-on_stage_a",
+"S3.PutObject")`` lets that call succeed and then ends the invocation. The crash is a ``BaseException``, so no
+``except Exception`` in the code under test can swallow it; at the runtime's boundary (``local/lambdas.py``,
+``local/glue.py``) it becomes the invocation's (``FunctionCrashed``) or the job run's failure, and the event source
+retries as on AWS. Unlike a killed process, ``finally`` blocks on the way out still run.
 
-Calls are matched by the botocore ``after-call`` event of every client made while the rules are installed (made
-after ``install``: the cloud installs them before it builds its clients).
+Calls are matched by botocore's ``after-call`` event, for calls that succeeded, made on the thread running the
+function (a worker thread of its own, such as s3transfer's for ``upload_file``, is not seen), by every client made
+after :meth:`Crashes.install` (the cloud installs it before it builds its clients).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class FunctionCrashed(RuntimeError):
 
 @dataclass
 class CrashRule:
-    """Crash ``runtime`` (a function or Glue job name ending with it) after its call of ``operation``
+    """Crash ``runtime`` (a function's or Glue job's name) after its successful call of ``operation``
     (``Service.Operation`` as botocore names it, e.g. ``SFN.StartExecution``) once ``after`` such calls went through,
     ``times`` times."""
 
@@ -46,7 +48,7 @@ class CrashRule:
     crashed: int = 0
 
     def hit(self, runtime: str, operation: str) -> bool:
-        if not runtime.endswith(self.runtime) or operation != self.operation or self.crashed >= self.times:
+        if runtime != self.runtime or operation != self.operation or self.crashed >= self.times:
             return False
         self.seen += 1
         if self.seen <= self.after:
@@ -73,15 +75,17 @@ class Crashes:
             self.rules.clear()
 
     def install(self) -> None:
-        handlers.BUILTIN_HANDLERS.append(("after-call", self._after_call))
+        if ("after-call", self._after_call) not in handlers.BUILTIN_HANDLERS:
+            handlers.BUILTIN_HANDLERS.append(("after-call", self._after_call))
 
     def uninstall(self) -> None:
+        self.clear()
         with contextlib.suppress(ValueError):
             handlers.BUILTIN_HANDLERS.remove(("after-call", self._after_call))
 
-    def _after_call(self, model: Any, **_: Any) -> None:
+    def _after_call(self, model: Any, http_response: Any, **_: Any) -> None:
         runtime = _running.get()
-        if runtime is None:
+        if runtime is None or http_response.status_code >= 300:  # botocore raises for these after this event
             return
         operation = f"{model.service_model.service_id.replace(' ', '')}.{model.name}"
         with self._lock:

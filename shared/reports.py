@@ -37,6 +37,7 @@ from shared.amazon.http import AmbiguousFailure, Deadline
 from shared.amazon.transfer import copy_to_s3, document_format
 from shared.config import env_prefix, require
 from shared.contracts import AUTH_ID_PATTERN, CUSTOMER_ID_PATTERN, ContractError, FieldError, Request
+from shared.lake import normalise_name
 from shared.orchestration import execution_name, start_execution
 from shared.records import Records
 from shared.requests import RequestContext
@@ -210,7 +211,7 @@ class Reports:
 
         Raises ContractError when ``key`` was used for another request."""
         described = self.source.describe(request)
-        self._claim_table(described.table, request.get("customerId") or PLATFORM_TENANT)
+        self._claim_table(described.table, request.get("customerId") or PLATFORM_TENANT, "createReport")
         # The request is kept as JSON text: DynamoDB would turn its numbers into Decimals (and refuse floats).
         record = self.records.add_job(self.service, key, request=json.dumps(request), fingerprint=fingerprint,
                                       tableName=described.table, reportType=described.report_type,
@@ -239,6 +240,7 @@ class Reports:
     def put_schedule(self, request: ReportSchedule, ctx: RequestContext, service: Service) -> None:
         """Create or update (a create of an existing name updates it, as the AWS Solution's ``put_rule`` did)."""
         described = self.source.describe(request.reportRequest.resolved(datetime.now(UTC)))  # refuses bad input
+        self._claim_table(described.table, request.reportRequest.customerId or PLATFORM_TENANT, request.requestType)
         report = request.reportRequest.model_dump(exclude_none=True, exclude={"requestId"})
         written = scheduler.put_schedule(  # in the platform's group, which the platform stack creates
             aws.client("scheduler"), group=require("PLATFORM_SCHEDULE_GROUP"),
@@ -380,14 +382,15 @@ class Reports:
         return self.records.update_job(self.service, record["requestId"], s3Uri=f"s3://{copied.bucket}/{copied.key}",
                                        size=copied.size)
 
-    def _claim_table(self, table: str, tenant: str) -> None:
+    def _claim_table(self, table: str, tenant: str, request_type: str) -> None:
         """A dataset's tables are shared by its tenants' reports, so each table is one tenant's: the first report
-        into it claims it, and another tenant's report naming it is refused rather than mixed in (reports that
-        name no tenant count as the platform's)."""
-        holder = self.records.put_new(self.service, "table", table, customerId=tenant)["customerId"]
+        (or schedule) into it claims it, and another tenant's naming it is refused rather than mixed in (reports
+        that name no tenant count as the platform's). Claimed by the lake's name for it, which several spellings
+        share."""
+        holder = self.records.put_new(self.service, "table", normalise_name(table), customerId=tenant)["customerId"]
         if holder != tenant:
             log.warning("report table held by another tenant", extra={"table": table, "holder": holder})
-            raise ContractError("createReport", [FieldError(
+            raise ContractError(request_type, [FieldError(
                 self.source.table_field, "a table no other tenant's reports go to", table)])
 
     def _schedule_name(self, name: str) -> str:

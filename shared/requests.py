@@ -9,6 +9,7 @@ service's handlers, one per request type, with Lambda's partial-batch contract:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -137,26 +138,30 @@ class Redriven:
 def redrive(sqs: Any, dead_letters_url: str, deliver: Callable[[dict[str, Any]], None], limit: int,
             keep: Callable[[dict[str, Any]], bool] = lambda message: False) -> Redriven:
     """Hand up to ``limit`` messages of a dead-letter queue to ``deliver``, deleting each once delivered. Messages
-    ``keep`` picks stay where they are (e.g. rejected requests, which only their sender can fix)."""
+    ``keep`` picks stay where they are (e.g. rejected requests, which only their sender can fix). A body seen once
+    is not taken again: a message delivered and dead-lettered anew during the run waits for the next one."""
     delivered, kept, seen = 0, [], set()
-    while delivered < limit:
-        messages = sqs.receive_message(QueueUrl=dead_letters_url, MaxNumberOfMessages=min(10, limit - delivered),
-                                       WaitTimeSeconds=1, VisibilityTimeout=60,  # long polling: every server asked
-                                       MessageAttributeNames=["All"]).get("Messages", [])
-        fresh = [m for m in messages if m["MessageId"] not in seen]
-        if not fresh:
-            break
-        for message in fresh:
-            seen.add(message["MessageId"])
-            if keep(message):
-                kept.append(message)
-                continue
-            deliver(message)
-            sqs.delete_message(QueueUrl=dead_letters_url, ReceiptHandle=message["ReceiptHandle"])
-            delivered += 1
-    for message in kept:  # visible again at once, for whoever looks next
-        sqs.change_message_visibility(QueueUrl=dead_letters_url, ReceiptHandle=message["ReceiptHandle"],
-                                      VisibilityTimeout=0)
+    try:
+        while delivered < limit:
+            messages = sqs.receive_message(QueueUrl=dead_letters_url, MaxNumberOfMessages=min(10, limit - delivered),
+                                           WaitTimeSeconds=1, VisibilityTimeout=60,  # long polling: every server
+                                           MessageAttributeNames=["All"]).get("Messages", [])
+            fresh = [m for m in messages if m["MD5OfBody"] not in seen]
+            if not fresh:
+                break
+            for message in fresh:
+                seen.add(message["MD5OfBody"])
+                if keep(message):
+                    kept.append(message)
+                    continue
+                deliver(message)
+                sqs.delete_message(QueueUrl=dead_letters_url, ReceiptHandle=message["ReceiptHandle"])
+                delivered += 1
+    finally:
+        for message in kept:  # visible again at once, for whoever looks next
+            with contextlib.suppress(Exception):  # a receipt older than its visibility is refused: visible anyway
+                sqs.change_message_visibility(QueueUrl=dead_letters_url, ReceiptHandle=message["ReceiptHandle"],
+                                              VisibilityTimeout=0)
     return Redriven(delivered, kept)
 
 

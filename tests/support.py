@@ -40,13 +40,14 @@ class LogWatch(logging.Handler):
         self.setFormatter(JsonFormatter())
         self.lines: list[tuple[str, str]] = []  # (logger, line)
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:  # called by handle(), under the handler's lock
         self.lines.append((record.name, self.format(record)))
 
     def leaks(self) -> list[tuple[str, str]]:
-        """The lines that give a secret away (logger, line with the secret masked)."""
-        return [(logger, SECRETS.sub("<SECRET>", line)[:300]) for logger, line in list(self.lines)
-                if SECRETS.search(line)]
+        """The lines logged since the last call that give a secret away (logger, line with the secret masked)."""
+        with self.lock:  # type: ignore[union-attr]  # not None: Handler.__init__ creates it
+            taken, self.lines = self.lines, []
+        return [(logger, SECRETS.sub("<SECRET>", line)[:300]) for logger, line in taken if SECRETS.search(line)]
 
 
 LOG_WATCH = LogWatch()
@@ -115,7 +116,7 @@ def dead_letters(cloud: LocalCloud, *services: str) -> dict[str, list[str]]:
     """What each service's request DLQ holds, left in place: the explanation of a request that went unanswered."""
     sqs, held = aws.client("sqs"), {}
     for service in services:
-        url = sqs.get_queue_url(QueueName=cloud.request_dlq(service))["QueueUrl"]
+        url = sqs.get_queue_url(QueueName=cloud.request_dlq_name(service))["QueueUrl"]
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
                                        MessageAttributeNames=["All"]).get("Messages", [])
         held[service] = [f"{m['Body'][:300]} {m.get('MessageAttributes', {})}" for m in messages]
@@ -172,6 +173,12 @@ def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
     """The AMC executions the sandbox created on ``instance`` (its request log)."""
     return [r for r in cloud.sandbox.requests.where(api="amc", operation="createWorkflowExecution", status=200)
             if f"/{instance}/" in r.path]
+
+
+def ads_creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
+    """The Amazon Ads reports the sandbox created for ``profile_id`` (its request log)."""
+    return [r for r in cloud.sandbox.requests.where(api="ads", operation="createReport") if r.status < 300
+            and {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
 
 
 def demo_tokens(cloud: LocalCloud) -> TokenProvider:

@@ -116,13 +116,14 @@ def test_every_tests_logs_are_searched_for_what_would_give_a_secret_away() -> No
     """The suite-wide watch (tests/conftest.py) sees lines as the platform writes them: what the formatter masks
     passes, what it cannot recognise (a client secret in free text) is caught."""
     log = logging.getLogger("amci.test.watch")
+    LOG_WATCH.leaks()  # what came before is the fixtures' business
     log.info("refreshed with Atza|%s for %s", "x" * 40, {"client_secret": "amzn1.oa2-cs.v1.masked-by-key"})
     log.info("pre-signed https://b.s3.amazonaws.com/k?X-Amz-Signature=%s", "ab12" * 16)
+    assert [logger for logger, _ in LOG_WATCH.lines] == ["amci.test.watch"] * 2  # seen, and masked:
     assert LOG_WATCH.leaks() == []
 
     log.warning("LWA refused client amzn1.oa2-cs.v1.%s", "0123456789abcdef")
-    leaked = LOG_WATCH.leaks()
-    LOG_WATCH.lines.clear()  # leaked on purpose: not this test's failure
+    leaked = LOG_WATCH.leaks()  # taken: leaked on purpose, not this test's failure
 
     assert [logger for logger, _ in leaked] == ["amci.test.watch"]
     assert "<SECRET>" in leaked[0][1] and "0123456789abcdef" not in leaked[0][1]
