@@ -26,7 +26,7 @@ from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from local.scheduler import ScaledClock
 from shared import aws
-from tests.support import FAST, LOG_WATCH
+from tests.support import FAST, LOG_WATCH, sp_unthrottled
 
 TESTS = Path(__file__).resolve().parent
 # Reports: an hour of polling every 2 s is as often as an execution's history allows (shared/reports.py MAX_POLLS).
@@ -89,6 +89,14 @@ def fast_ads(cloud: LocalCloud) -> Iterator[None]:
     cloud.sandbox.ads.state.timings = replace(before, pending_s=0.3, processing_s=0.5)
     yield
     cloud.sandbox.ads.state.timings = before
+
+
+@pytest.fixture(scope="module")
+def fast_sp(cloud: LocalCloud) -> Iterator[None]:
+    """The sandbox's SP reports are ready in under a second, with rate limits (the sandbox's and the clients') that
+    the module's tests cannot reach, while they run."""
+    with sp_unthrottled(cloud.sandbox, queued_s=0.2, processing_s=0.3):
+        yield
 
 
 @pytest.fixture

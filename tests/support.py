@@ -5,18 +5,24 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import random
 import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from amci.inbox import Inbox, Notification
 from amci.stages import SERVICES_DIR
 from local.cloud import LocalCloud
+from local.sandbox import Sandbox
 from local.sandbox.amc.state import AmcTimings
-from shared import aws
+from shared import aws, lake
+from shared.amazon import sp
 from shared.amazon.http import AmazonHttp
 from shared.amazon.lwa import CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints
@@ -179,6 +185,52 @@ def ads_creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
     """The Amazon Ads reports the sandbox created for ``profile_id`` (its request log)."""
     return [r for r in cloud.sandbox.requests.where(api="ads", operation="createReport") if r.status < 300
             and {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
+
+
+@contextmanager
+def sp_unthrottled(box: Sandbox, queued_s: float, processing_s: float) -> Iterator[None]:
+    """The sandbox's SP reports ready after these timings, with rate limits (the sandbox's and the clients') no
+    test reaches, for the block; restored afterwards."""
+    timings, limits, client_limits = replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
+    box.sp.timings.queued_s, box.sp.timings.processing_s = queued_s, processing_s
+    for current in (box.sp.limits, sp.LIMITER.limits):
+        current.update(dict.fromkeys(current, (1000.0, 1000.0)))
+    try:
+        yield
+    finally:
+        box.sp.timings.__dict__.update(asdict(timings))
+        for current, saved in ((box.sp.limits, limits), (sp.LIMITER.limits, client_limits)):
+            current.clear()
+            current.update(saved)
+
+
+_DAYS_TAKEN: set[int] = set()
+
+
+def own_day() -> int:
+    """A number of days ago (40 to 699) no other test of this process has taken, so the sandbox's requests for a
+    report starting that day are the caller's."""
+    taken = random.Random(uuid.uuid4().int).choice(sorted(set(range(40, 700)) - _DAYS_TAKEN))
+    _DAYS_TAKEN.add(taken)
+    return taken
+
+
+def day(days_ago: int) -> str:
+    """The ISO date ``days_ago`` days before today (UTC)."""
+    return (datetime.now(UTC).date() - timedelta(days=days_ago)).isoformat()
+
+
+def sql(cloud: LocalCloud, statement: str, database: str | None = None) -> list[dict[str, Any]]:
+    """Rows of ``statement`` over the lake, as ``amci lake query`` gets them."""
+    return lake.query(aws.client("athena"), statement, database=database,
+                      output=f"s3://{cloud.outputs['StageBucket']}/athena/").as_dicts()
+
+
+def pipeline_items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
+    """The lake pipeline's records of ``dataset`` (objects, pending and processed files, runs)."""
+    return list(aws.items(aws.table(cloud.outputs["DatalakePipelineTable"]).query,
+                          KeyConditionExpression="dataset = :d", ExpressionAttributeValues={":d": dataset},
+                          ConsistentRead=True))
 
 
 def demo_tokens(cloud: LocalCloud) -> TokenProvider:

@@ -3,11 +3,9 @@ reports landing in the reports bucket, backfills window by window, report lists,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,7 @@ from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from local.sandbox.sp import data
 from shared import aws
-from shared.amazon import sp
-from tests.support import wait_until
+from tests.support import day, wait_until
 
 pytestmark = pytest.mark.usefixtures("fast_ads", "fast_sp")
 
@@ -28,27 +25,8 @@ US = "ATVPDKIKX0DER"
 COLUMNS = "campaignId,campaignName,impressions,clicks,cost"
 
 
-@pytest.fixture(scope="module")
-def fast_sp(cloud: LocalCloud) -> Iterator[None]:
-    """SP reports ready in a fraction of a second, with rate limits (both sides) that these tests cannot reach."""
-    box = cloud.sandbox
-    timings, limits, client_limits = dataclasses.replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
-    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
-    for current in (box.sp.limits, sp.LIMITER.limits):
-        current.update(dict.fromkeys(current, (1000.0, 1000.0)))
-    yield
-    box.sp.timings.__dict__.update(dataclasses.asdict(timings))
-    for current, saved in ((box.sp.limits, limits), (sp.LIMITER.limits, client_limits)):
-        current.clear()
-        current.update(saved)
-
-
 def profile(cloud: LocalCloud, region: str = "na") -> str:
     return str(cloud.sandbox.ads.add_profile(region).profile_id)
-
-
-def day(days_ago: int) -> str:
-    return (datetime.now(UTC).date() - timedelta(days=days_ago)).isoformat()
 
 
 def ads_flags(profile_id: str, *extra: str) -> list[str]:

@@ -12,8 +12,8 @@ import pytest
 
 from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from shared import aws, lake
-from tests.support import ask, onboard, wait_until
+from shared import aws
+from tests.support import ask, onboard, pipeline_items, sql, wait_until
 
 AMC_CSV = (b'campaign,campaign_id,impressions,total_cost,purchase_rate,is_new,event_date,filtered\n'
            b'"Brand, Spring",1001,1200,12.5,0.25,true,2026-11-01,false\n'
@@ -22,11 +22,6 @@ AMC_CSV = (b'campaign,campaign_id,impressions,total_cost,purchase_rate,is_new,ev
 
 
 pytestmark = pytest.mark.usefixtures("fast_ads")
-
-
-def sql(cloud: LocalCloud, statement: str, database: str | None = None) -> list[dict[str, Any]]:
-    return lake.query(aws.client("athena"), statement, database=database,
-                      output=f"s3://{cloud.outputs['StageBucket']}/athena/").as_dicts()
 
 
 def table_columns(database: str, table: str) -> dict[str, str]:
@@ -137,23 +132,17 @@ def test_a_custom_dataset_needs_no_change_to_the_lake(cloud: LocalCloud, inbox: 
     assert told.attributes["status"] == "REJECTED" and "expected <team>/weather" in told.body["summary"]
 
 
-def _items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
-    table = aws.table(cloud.outputs["DatalakePipelineTable"])
-    return table.query(KeyConditionExpression="dataset = :d", ExpressionAttributeValues={":d": dataset},
-                       ConsistentRead=True)["Items"]
-
-
 def _file_records(cloud: LocalCloud, dataset: str, source: str) -> list[dict[str, Any]]:
-    return [i for i in _items(cloud, dataset) if i["itemId"].startswith("file#") and i.get("source") == source]
+    return [i for i in pipeline_items(cloud, dataset) if i["itemId"].startswith("file#") and i.get("source") == source]
 
 
 def _object_records(cloud: LocalCloud, dataset: str, source: str) -> list[dict[str, Any]]:
-    return [i for i in _items(cloud, dataset) if i["itemId"].startswith(f"object#{source}")]
+    return [i for i in pipeline_items(cloud, dataset) if i["itemId"].startswith(f"object#{source}")]
 
 
 def _pending(cloud: LocalCloud, source: str) -> bool:
     return any(i["itemId"].startswith("pending#") and i.get("source") == source
-               for i in _items(cloud, "adtech-amc"))
+               for i in pipeline_items(cloud, "adtech-amc"))
 
 
 def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -252,7 +241,7 @@ def _gunzipped(uri: str) -> bytes:
 
 
 def _pending_items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
-    return [i for i in _items(cloud, dataset) if i["itemId"].startswith("pending#")]
+    return [i for i in pipeline_items(cloud, dataset) if i["itemId"].startswith("pending#")]
 
 
 def _dead_letters(cloud: LocalCloud) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ loopback, as an analyst's notebook does. A cell that raises fails the test; the 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import uuid
@@ -24,16 +23,6 @@ CELL_TIMEOUT_S = 360  # above the lake notebook's own five-minute wait for its t
 KERNEL_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")  # nothing of the local cloud's own process
 
 pytestmark = pytest.mark.usefixtures("fast_amc", "fast_ads", "fast_sp")
-
-
-@pytest.fixture(scope="module")
-def fast_sp(cloud: LocalCloud) -> Iterator[None]:
-    """The sandbox's SP reports are ready in under a second while the notebooks run."""
-    timings = cloud.sandbox.sp.timings
-    saved = dataclasses.replace(timings)
-    timings.queued_s, timings.processing_s = 0.2, 0.3
-    yield
-    timings.__dict__.update(dataclasses.asdict(saved))
 
 
 @pytest.fixture(scope="module")

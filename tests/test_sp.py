@@ -8,7 +8,6 @@ fixture that restores them, and tests that count reports use a report type of th
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import io
 import json
@@ -35,13 +34,12 @@ from shared.amazon.http import Deadline, RetryPolicy
 from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region
 from shared.amazon.sp import ProcessingStatus, Report, SpReportsClient
-from tests.support import demo_tokens, wait_until
+from tests.support import demo_tokens, sp_unthrottled, wait_until
 
 SPECS = Path(__file__).resolve().parent / "specs"  # Amazon's models, see specs/README.md
 MODEL = json.loads((SPECS / "reports_2021-06-30.json").read_text())
 SALES_AND_TRAFFIC_SCHEMA = json.loads((SPECS / "sellerSalesAndTrafficReport.json").read_text())
 US, DE = "ATVPDKIKX0DER", "A1PA6795UKMFR9"
-GENEROUS = (1000.0, 1000.0)
 
 
 def conforms(definition: str, instance: Any) -> None:
@@ -53,18 +51,9 @@ def conforms(definition: str, instance: Any) -> None:
 @pytest.fixture
 def sandbox(cloud: LocalCloud) -> Iterator[Sandbox]:
     """The sandbox with short timings and no rate limits to speak of (on both sides); restored afterwards."""
-    box = cloud.sandbox
-    timings, limits, client_limits = dataclasses.replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
-    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.15, 0.15
-    box.sp.limits.update(dict.fromkeys(limits, GENEROUS))
-    sp.LIMITER.limits.update(dict.fromkeys(client_limits, GENEROUS))
-    yield box
-    box.faults.clear()
-    box.sp.timings.__dict__.update(dataclasses.asdict(timings))
-    box.sp.limits.clear()
-    box.sp.limits.update(limits)
-    sp.LIMITER.limits.clear()
-    sp.LIMITER.limits.update(client_limits)
+    with sp_unthrottled(cloud.sandbox, queued_s=0.15, processing_s=0.15):
+        yield cloud.sandbox
+    cloud.sandbox.faults.clear()
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ duplicates, schedules, and 100 concurrent requests within the rate limits."""
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
-import random
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,35 +22,17 @@ from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
 from shared import aws
 from shared.amazon import sp
-from tests.support import answer, ask, demo_tokens, queue_idle, send, wait_until
+from tests.support import answer, ask, day, demo_tokens, own_day, queue_idle, send, sp_unthrottled, wait_until
 
 US = "ATVPDKIKX0DER"
-GENEROUS = (1000.0, 1000.0)  # calls per second, burst
 
 
 @pytest.fixture(autouse=True)
 def fast_sp(cloud: LocalCloud) -> Iterator[Sandbox]:
     """Reports are ready in a fraction of a second, and the rate limits are generous (on both sides: the service's
     limiter reads the process's limits) unless a test sets its own; all restored afterwards."""
-    box = cloud.sandbox
-    timings, limits, client_limits = dataclasses.replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
-    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
-    for current in (box.sp.limits, sp.LIMITER.limits):
-        current.update(dict.fromkeys(current, GENEROUS))
-    yield box
-    box.sp.timings.__dict__.update(dataclasses.asdict(timings))
-    for current, saved in ((box.sp.limits, limits), (sp.LIMITER.limits, client_limits)):
-        current.clear()
-        current.update(saved)
-
-
-def day(days_ago: int) -> str:
-    return (datetime.now(UTC).date() - timedelta(days=days_ago)).isoformat()
-
-
-def own_day() -> int:
-    """A start day no other test of the session uses, so the sandbox's requests for it are this test's."""
-    return random.Random(uuid.uuid4().int).randrange(40, 700)
+    with sp_unthrottled(cloud.sandbox, queued_s=0.2, processing_s=0.3):
+        yield cloud.sandbox
 
 
 def sales_request(days_ago: int, **fields: Any) -> dict[str, Any]:

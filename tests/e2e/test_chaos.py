@@ -20,18 +20,16 @@ sent again) to success.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import io
 import json
 import os
-import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -41,17 +39,20 @@ from amci.platform import Platform
 from amci.sdk import Insights
 from local.cloud import LocalCloud
 from local.crashes import CrashRule
-from shared import aws, lake
-from shared.amazon import sp
+from shared import aws
 from tests.support import (
     ads_creates,
     amc_creates,
     amc_tenant,
     answers,
+    day,
     dead_letters,
     execution_request,
+    own_day,
+    pipeline_items,
     queue_idle,
     send,
+    sql,
     wait_until,
 )
 
@@ -69,7 +70,6 @@ PROFILES = {"default": Profile(tenants=3, storm=4, errors=3, timeout_s=180),
 PROFILE = PROFILES[os.environ.get("AMCI_CHAOS", "default")]
 ADS_COLUMNS = ["date", "campaignId", "campaignName", "impressions", "cost"]
 SERVICES = ("workflow", "ads_reporting", "sp_reporting")
-GENEROUS = (1000.0, 1000.0)
 # (service, function, the call after which it crashes, calls let through first): each crashes once.
 CRASHES = (("workflow", "on_request", "SFN.StartExecution", 1),
            ("ads_reporting", "on_request", "SFN.StartExecution", 1),
@@ -79,21 +79,6 @@ CRASHES = (("workflow", "on_request", "SFN.StartExecution", 1),
 POISON = ('{"requestType": "createReport", "customerId": ', "[1, 2, 3]")  # not JSON; JSON but no request
 AMC_HEADER, MANUAL_ROWS = "campaign,impressions\n", "alpha,10\nbeta,20\ngamma,30\n"
 ADS_ROWS = json.dumps([{"campaignId": str(n), "cost": n / 10} for n in range(2000)]).encode()
-
-
-@pytest.fixture(scope="module")
-def fast_sp(cloud: LocalCloud) -> Iterator[None]:
-    """SP reports ready in a fraction of a second and generous rate limits on both sides; restored afterwards."""
-    box = cloud.sandbox
-    timings, limits, client_limits = dataclasses.replace(box.sp.timings), dict(box.sp.limits), dict(sp.LIMITER.limits)
-    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
-    for current in (box.sp.limits, sp.LIMITER.limits):
-        current.update(dict.fromkeys(current, GENEROUS))
-    yield
-    box.sp.timings.__dict__.update(dataclasses.asdict(timings))
-    for current, saved in ((box.sp.limits, limits), (sp.LIMITER.limits, client_limits)):
-        current.clear()
-        current.update(saved)
 
 
 @dataclass
@@ -125,10 +110,6 @@ class Run:
     seconds: dict[str, float]
 
 
-def _day(days_ago: int) -> str:
-    return (datetime.now(UTC).date() - timedelta(days=days_ago)).isoformat()
-
-
 def _requests(tenant: Tenant, sp_days_ago: int) -> dict[str, dict[str, Any]]:
     ads = {"customerId": tenant.customer, "profileId": tenant.profile_id, "region": "North America",
            "tableName": tenant.table, "requestBody": {
@@ -138,7 +119,7 @@ def _requests(tenant: Tenant, sp_days_ago: int) -> dict[str, dict[str, Any]]:
     sales = {"customerId": tenant.customer, "region": "North America", "tablePrefix": tenant.table, "requestBody": {
         "reportType": "GET_SALES_AND_TRAFFIC_REPORT", "marketplaceIds": ["ATVPDKIKX0DER"],
         "reportOptions": {"dateGranularity": "DAY", "asinGranularity": "CHILD"},
-        "dataStartTime": _day(sp_days_ago), "dataEndTime": _day(sp_days_ago - 2)}}
+        "dataStartTime": day(sp_days_ago), "dataEndTime": day(sp_days_ago - 2)}}
     return {"workflow": execution_request(tenant.customer), "ads_reporting": ads, "sp_reporting": sales}
 
 
@@ -167,11 +148,11 @@ def cleared(cloud: LocalCloud) -> Iterator[None]:
 def chaos(cloud: LocalCloud, inbox: Inbox, fast_amc: None, fast_ads: None, fast_sp: None, cleared: None
           ) -> Iterator[Run]:
     started, box, run = time.monotonic(), cloud.sandbox, uuid.uuid4().hex[:6]
-    sp_days = random.Random(uuid.uuid4().int).sample(range(40, 700), PROFILE.tenants)
+    sp_days = [own_day() for _ in range(PROFILE.tenants)]
     tenants = []
     for n, days_ago in enumerate(sp_days):
         customer, instance = amc_tenant(cloud, inbox)
-        tenant = Tenant(customer, instance, str(box.ads.add_profile("na").profile_id), _day(days_ago),
+        tenant = Tenant(customer, instance, str(box.ads.add_profile("na").profile_id), day(days_ago),
                         f"chaos{run}_{n}")
         tenant.ids = {service: f"chaos-{run}-{n}-{service}" for service in SERVICES}
         tenants.append((tenant, _requests(tenant, days_ago)))
@@ -391,8 +372,7 @@ def test_malformed_files_are_quarantined_with_their_reason_and_land_once_fixed(
 
 
 def rows(cloud: LocalCloud, table: str, database: str) -> int:
-    return int(lake.query(aws.client("athena"), f"SELECT COUNT(*) AS n FROM {table}", database=database,
-                          output=f"s3://{cloud.outputs['StageBucket']}/athena/").as_dicts()[0]["n"])
+    return int(sql(cloud, f"SELECT COUNT(*) AS n FROM {table}", database)[0]["n"])
 
 
 def settled(cloud: LocalCloud, dataset: str, uri: str, version: str | None = None, timeout_s: float = 120) -> str:
@@ -402,28 +382,22 @@ def settled(cloud: LocalCloud, dataset: str, uri: str, version: str | None = Non
     version = version or aws.client("s3").head_object(Bucket=bucket, Key=key).get("VersionId", "")
 
     def done() -> bool:
-        items = _pipeline_items(cloud, dataset)
+        items = pipeline_items(cloud, dataset)
         return (any(i["itemId"].startswith(f"object#{uri}#{version}") for i in items)
                 and not any(i["itemId"].startswith("pending#") and i.get("source") == uri for i in items))
     wait_until(done, timeout_s)
     return version
 
 
-def _pipeline_items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
-    return list(aws.items(aws.table(cloud.outputs["DatalakePipelineTable"]).query,
-                          KeyConditionExpression="dataset = :d", ExpressionAttributeValues={":d": dataset},
-                          ConsistentRead=True))
-
-
 def _versions(cloud: LocalCloud, uri: str) -> set[str]:
     """The versions of ``uri`` stage A recorded (a download retried after a crash writes the file twice)."""
-    return {i["itemId"].rsplit("#", 1)[1] for i in _pipeline_items(cloud, "adtech-ads_report")
+    return {i["itemId"].rsplit("#", 1)[1] for i in pipeline_items(cloud, "adtech-ads_report")
             if i["itemId"].startswith(f"object#{uri}#")}
 
 
 def _quarantined_object(cloud: LocalCloud, dataset: str, uri: str) -> dict[str, Any]:
     """Stage A's record of a version of ``uri`` it quarantined."""
-    return wait_until(lambda: next((i for i in _pipeline_items(cloud, dataset) if i["itemId"].startswith(
+    return wait_until(lambda: next((i for i in pipeline_items(cloud, dataset) if i["itemId"].startswith(
         f"object#{uri}#") and i.get("status") == "QUARANTINED"), None), 90)
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from amci.inbox import Inbox, Notification
 from local.cloud import LocalCloud
-from shared import aws, lake
-from tests.support import ads_creates, amc_tenant, ask, execution_request, wait_until
+from shared import aws
+from tests.support import ads_creates, amc_tenant, ask, execution_request, sql, wait_until
 
 
 @dataclass
@@ -111,9 +111,7 @@ def _rows(cloud: LocalCloud, database: str) -> dict[str, int]:
     """Rows per table of a tenant's database."""
     glue, counted = aws.client("glue"), {}
     for table in glue.get_tables(DatabaseName=database)["TableList"]:
-        found = lake.query(aws.client("athena"), f"SELECT COUNT(*) AS n FROM {table['Name']}", database=database,
-                           output=f"s3://{cloud.outputs['StageBucket']}/athena/").as_dicts()
-        counted[table["Name"]] = int(found[0]["n"])
+        counted[table["Name"]] = int(sql(cloud, f"SELECT COUNT(*) AS n FROM {table['Name']}", database)[0]["n"])
     return counted
 
 
