@@ -20,7 +20,7 @@ import boto3
 
 from amci.inbox import Inbox, Notification
 from shared.amazon.regions import HOSTS, Endpoints
-from shared.config import SERVICES
+from shared.config import SERVICES, output_prefix
 
 ENDPOINTS_FILE = Path(__file__).resolve().parent.parent / ".local" / "endpoints.json"  # where `amci local up` writes
 
@@ -95,11 +95,12 @@ class Platform:
     @cached_property
     def request_queues(self) -> dict[str, str]:
         """Each service's request queue URL."""
-        return {service: self.outputs[f"{_camel(service)}RequestQueueUrl"] for service in SERVICES}
+        return {service: self.outputs[f"{output_prefix(service)}RequestQueueUrl"] for service in SERVICES}
 
     def request_dlq_url(self, service: str) -> str:
         """The URL of ``service``'s request dead-letter queue."""
-        return self.client("sqs").get_queue_url(QueueName=self.outputs[f"{_camel(service)}RequestDlq"])["QueueUrl"]
+        name = self.outputs[f"{output_prefix(service)}RequestDlq"]
+        return self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
 
     @property
     def buckets(self) -> dict[str, str]:
@@ -143,8 +144,3 @@ def wait_for(inbox: Inbox, matches: Callable[[Notification], bool], timeout_s: f
                 raise
         if waiting is not None:
             waiting(time.monotonic() - started)
-
-
-def _camel(service: str) -> str:
-    """``ads_reporting`` -> ``AdsReporting``: how the stack's outputs name a service."""
-    return "".join(word.title() for word in service.split("_"))

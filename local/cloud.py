@@ -48,7 +48,7 @@ from local.serial import SerialCalls
 from local.sqs import EventSource, SqsPoller
 from shared import aws
 from shared.amazon.regions import Endpoints
-from shared.config import SERVICES
+from shared.config import SERVICES, output_prefix
 from shared.schedules import parse
 
 log = logging.getLogger(__name__)
@@ -166,11 +166,11 @@ class LocalCloud:
         return self.stack.outputs
 
     def request_queue_url(self, service: str) -> str:
-        return self.outputs[f"{_camel(service)}RequestQueueUrl"]
+        return self.outputs[f"{output_prefix(service)}RequestQueueUrl"]
 
     def request_dlq_name(self, service: str) -> str:
         """The name of ``service``'s request dead-letter queue."""
-        return self.outputs[f"{_camel(service)}RequestDlq"]
+        return self.outputs[f"{output_prefix(service)}RequestDlq"]
 
     @property
     def endpoints(self) -> dict[str, Any]:
@@ -311,6 +311,3 @@ def _restore_environment(original: Any, saved: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(saved)
 
-
-def _camel(service: str) -> str:
-    return "".join(part.title() for part in service.split("_"))

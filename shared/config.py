@@ -26,6 +26,12 @@ def require(name: str, environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def output_prefix(service: str) -> str:
+    """``ads_reporting`` -> ``AdsReporting``: the prefix of the platform stack's outputs for a service's own
+    resources (``AdsReportingRequestQueueUrl``, ``AdsReportingRequestDlq``)."""
+    return "".join(word.title() for word in service.split("_"))
+
+
 def env_prefix(service: str) -> str:
     """``ads_reporting`` -> ``ADS_REPORTING``: the prefix of a service's own variables."""
     if service not in SERVICES:
