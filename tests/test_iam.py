@@ -422,8 +422,9 @@ def tour(cloud: LocalCloud, inbox: Inbox, fast_amc: None, fast_ads: None) -> Rec
         cloud.lambdas.invoke(f"amci-tenant-{STAGE}-onboarding_failed", {
             "tenantId": customer, "requestId": f"iam-{suffix}", "tenant": record["tenant"],
             "error": {"Error": "StackFailed", "Cause": "a rehearsal"}})
-        _succeeded(inbox, [send(cloud, "workflow", {"requestType": "deleteSchedule", "scheduleName": f"iam{suffix}"}),
-                           send(cloud, "tenant", {"requestType": "offboardTenant", "customer_id": customer})])
+        # One after the other: offboarding removes the tenant's schedule group, and with it the schedule to delete
+        _succeeded(inbox, [send(cloud, "workflow", {"requestType": "deleteSchedule", "scheduleName": f"iam{suffix}"})])
+        _succeeded(inbox, [send(cloud, "tenant", {"requestType": "offboardTenant", "customer_id": customer})])
     return recorder
 
 
