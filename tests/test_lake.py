@@ -38,6 +38,19 @@ def catalogued(database: str, table: str, timeout_s: float = 60) -> dict[str, st
     return wait_until(ready, timeout_s)
 
 
+def sql_types(cloud: LocalCloud, statement: str, database: str) -> list[str]:
+    """The types of the columns of ``statement``'s result, as Athena names them."""
+    athena = aws.client("athena")
+    execution = athena.start_query_execution(
+        QueryString=statement, QueryExecutionContext={"Database": database},
+        ResultConfiguration={"OutputLocation": f"s3://{cloud.outputs['StageBucket']}/athena/"})
+    query_id = execution["QueryExecutionId"]
+    wait_until(lambda: athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"]
+               in ("SUCCEEDED", "FAILED"))
+    metadata = athena.get_query_results(QueryExecutionId=query_id)["ResultSet"]["ResultSetMetadata"]
+    return [c["Type"] for c in metadata["ColumnInfo"]]
+
+
 def processed(cloud: LocalCloud, dataset: str, source: str, timeout_s: float = 60) -> list[dict[str, Any]]:
     """The pipeline's records of what ``source`` became (stage A's object record and stage B's file records)."""
     table = aws.table(cloud.outputs["DatalakePipelineTable"])
@@ -114,18 +127,27 @@ def test_a_schema_change_adds_the_column_and_quarantines_the_conflict(cloud: Loc
 def test_a_custom_dataset_needs_no_change_to_the_lake(cloud: LocalCloud, inbox: Inbox) -> None:
     team = f"t{uuid.uuid4().hex[:6]}"
     note = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": team, "dataset": "weather",
-                                          "stageA": "lake_transforms.weather:stage_a"})
+                                          "stageA": "lake_transforms.weather:stage_a",
+                                          "stageB": "lake_transforms.weather:stage_b"})
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    raw = cloud.outputs["RawBucket"]
-    good = put(raw, f"{team}/weather/berlin/2026-11-26.csv", b"time,temperature_f,rain_mm\n08:00,41,0.5\n14:00,50,\n")
+    raw, database = cloud.outputs["RawBucket"], f"amci_local_{team}_weather"
+    good = put(raw, f"{team}/weather/berlin/2026-11-26.csv",
+               b"time,temperature_f,rain_mm\n08:00,32,0.5\n14:00,50,\n")
     bad = put(raw, f"{team}/weather/berlin/notes.txt", b"not a reading")
 
     processed(cloud, f"{team}-weather", good)
-    rows = sql(cloud, "SELECT station, day, temperature_c, rain_mm FROM readings ORDER BY temperature_c",
-               f"amci_local_{team}_weather")
+    rows = sql(cloud, "SELECT station, day, temperature_c, rain_mm, frost FROM readings ORDER BY temperature_c",
+               database)
 
-    assert rows == [{"station": "berlin", "day": "2026-11-26", "temperature_c": "5.0", "rain_mm": "0.5"},
-                    {"station": "berlin", "day": "2026-11-26", "temperature_c": "10.0", "rain_mm": None}]
+    # frost is the dataset's own stage B (lake_transforms.weather:stage_b), added to the typed rows
+    assert rows == [{"station": "berlin", "day": "2026-11-26", "temperature_c": "0.0", "rain_mm": "0.5",
+                     "frost": "true"},
+                    {"station": "berlin", "day": "2026-11-26", "temperature_c": "10.0", "rain_mm": None,
+                     "frost": "false"}]
+    assert table_columns(database, "readings") == {"time": "string", "temperature_c": "double", "rain_mm": "double",
+                                                   "frost": "boolean"}  # station and day: partition keys
+    assert sql_types(cloud, "SELECT temperature_c, rain_mm, frost, day FROM readings", database) == [
+        "double", "double", "boolean", "varchar"]
     objects = wait_until(lambda: _object_records(cloud, f"{team}-weather", bad), 30)
     assert objects[0]["status"] == "QUARANTINED" and "expected <team>/weather" in objects[0]["reason"]
     told = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageA" and bad in n.body["summary"], 30)
@@ -258,10 +280,18 @@ def test_a_dataset_whose_transform_cannot_run_is_refused(cloud: LocalCloud, inbo
                                              "stageA": "os:system"})
     builtin = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": "adtech", "dataset": "amc",
                                              "stageA": "lake_transforms.weather:stage_a"})
+    missing_b = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": "ops", "dataset": "nob",
+                                               "stageA": "lake_transforms.weather:stage_a",
+                                               "stageB": "lake_transforms.weather:no_such_function"})
+    outside_b = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": "ops", "dataset": "shellb",
+                                               "stageA": "lake_transforms.weather:stage_a", "stageB": "os:system"})
 
-    assert [n.attributes["status"] for n in (missing, outside, builtin)] == ["REJECTED"] * 3
+    notes = (missing, outside, builtin, missing_b, outside_b)
+    assert [n.attributes["status"] for n in notes] == ["REJECTED"] * 5
     assert "stageA: expected an entry point vendored with the data lake app" in missing.body["summary"]
     assert "stageA" in outside.body["summary"] and "adtech-amc" in builtin.body["summary"]
+    assert "stageB: expected an entry point vendored with the data lake app" in missing_b.body["summary"]
+    assert "stageB" in outside_b.body["summary"] and "stageA" not in outside_b.body["summary"]
 
 
 def test_a_report_cut_short_is_quarantined_with_its_reason(cloud: LocalCloud, inbox: Inbox) -> None:

@@ -4,7 +4,8 @@ Three datasets are built in: ``adtech-amc`` (AMC results in each tenant's bucket
 ``adtech-sp_report`` (the reports bucket). Any other lives in the registry table (``DATALAKE_DATASETS_TABLE``),
 registered with a ``registerDataset`` request, and takes its objects from the raw bucket under ``<team>/<dataset>/``.
 A registered dataset names its stage A transform as a Python entry point (``package.module:function``, importable
-by the function: vendored with the app); stage B is the same typed-Parquet conversion for every dataset.
+by the function: vendored with the app), and may name a stage B transform the same way: stage B types every dataset's
+files with the built-in converter (``builtin:convert``), then hands each typed batch to the dataset's own function.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from shared.contracts import Request
 
 NAME = r"^[a-z][a-z0-9_]{1,39}$"  # team and dataset names: parts of Glue database names
 ENTRY_POINT = r"^lake_transforms\.[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"  # the vendored package only
+BUILTIN_STAGE_B = "builtin:convert"  # the typed-Parquet conversion alone
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Dataset:
     min_items: int = 1  # stage B waits for this many files...
     max_items: int = 100  # ...takes at most this many in one run...
     max_wait_s: int = 300  # ...and runs anyway once the oldest has waited this long
+    stage_b: str = BUILTIN_STAGE_B  # or an entry point "package.module:function" applied to each typed batch
 
     @property
     def key(self) -> str:
@@ -48,7 +51,7 @@ class Dataset:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Dataset:
         return cls(item["team"], item["name"], item["stage_a"], int(item["min_items"]), int(item["max_items"]),
-                   int(item["max_wait_s"]))
+                   int(item["max_wait_s"]), item.get("stage_b", BUILTIN_STAGE_B))  # registered before stage B was
 
 
 BUILTIN = {d.key: d for d in (Dataset("adtech", "amc", "builtin:amc_csv"),
@@ -64,6 +67,7 @@ class RegisterDataset(Request):
     team: str = Field(pattern=NAME)
     dataset: str = Field(pattern=NAME)
     stageA: str = Field(pattern=ENTRY_POINT)
+    stageB: str | None = Field(None, pattern=ENTRY_POINT)  # None: the built-in conversion alone
     minItems: int = Field(1, ge=1, le=1000)
     maxItems: int = Field(100, ge=1, le=1000)
     maxWaitSeconds: int = Field(300, ge=0, le=86400)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, entry_point, registry
+from chalicelib.datasets import BUILTIN_STAGE_B, Dataset, ListDatasets, RegisterDataset, entry_point, registry
 from chalicelib.pipeline import PENDING
 from shared import aws
 from shared.contracts import ContractError, FieldError, Request
@@ -28,19 +28,30 @@ class Redrive(Request):
 
 
 def register(request: RegisterDataset, ctx: RequestContext, service: Service) -> None:
-    """Register after checking that the transform imports here, where it will run."""
-    try:
-        entry_point(request.stageA)
-    except (ImportError, AttributeError) as missing:
-        raise ContractError(request.request_type, [FieldError(
-            "stageA", "an entry point vendored with the data lake app", f"{request.stageA} ({missing})")]) from None
+    """Register after checking that the transforms import: both are vendored with the app (stage A runs here; stage
+    B in the Glue job, which gets the same package)."""
+    missing = [FieldError(name, "an entry point vendored with the data lake app", f"{value} ({error})")
+               for name, value in (("stageA", request.stageA), ("stageB", request.stageB))
+               if value and (error := _unimportable(value))]
+    if missing:
+        raise ContractError(request.request_type, missing)
     dataset = Dataset(request.team, request.dataset, request.stageA, request.minItems, request.maxItems,
-                      request.maxWaitSeconds)
+                      request.maxWaitSeconds, request.stageB or BUILTIN_STAGE_B)
     registry().put(dataset)
     database = dataset.database(os.environ["STAGE"])
     service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED,
                    f"dataset {dataset.key} registered: files under s3://<raw bucket>/{dataset.team}/{dataset.name}/ "
-                   f"go through {dataset.stage_a} into {database}", {"dataset": dataset.key, "database": database})
+                   f"go through {dataset.stage_a} and {dataset.stage_b} into {database}",
+                   {"dataset": dataset.key, "database": database})
+
+
+def _unimportable(name: str) -> str | None:
+    """Why the entry point ``name`` cannot be loaded, or None when it can."""
+    try:
+        entry_point(name)
+    except (ImportError, AttributeError) as missing:
+        return str(missing)
+    return None
 
 
 def list_datasets(request: ListDatasets, ctx: RequestContext, service: Service) -> None:

@@ -194,7 +194,8 @@ def _start(lake: Lake, dataset: Dataset, run_id: str, claimed: list[dict[str, An
     pipeline.put_item(Item={**key, "status": "STARTING", "files": len(claimed), "startedAt": int(now),
                             "expiresAt": int(now) + HISTORY_S})
     try:
-        run = glue.start_job_run(JobName=lake.stage_b_job, Arguments={"--dataset": dataset.key, "--run_id": run_id})
+        run = glue.start_job_run(JobName=lake.stage_b_job, Arguments={
+            "--dataset": dataset.key, "--run_id": run_id, "--stage_b": dataset.stage_b})
     except Exception as refused:
         log.warning("stage B run not started", extra={"dataset": dataset.key, "error": str(refused)})
         for item in claimed:

@@ -1,10 +1,13 @@
 """Stage B, the heavy transform: the Glue job ``amci-<stage>-datalake-stage-b`` (run in-process by the local cloud).
 
 One run takes the pre-staged files a batch claimed for it (``--dataset``, ``--run_id``; see
-``chalicelib/pipeline.py``) and, file by file: converts it to typed Parquet (``convert.py``) under
-``post-stage/<team>/<dataset>/<table>/<partition>/<name>.parquet`` in the stage bucket (a stable name: a file done
-again overwrites itself), quarantines the rows it could not type (``quarantine/…/<name>.rejected.ndjson``, with the
-reason, and a notification), creates or widens the Glue table (new columns added, existing types kept) and adds the
+``chalicelib/pipeline.py``) and, file by file: converts it to typed Parquet (``convert.py``), hands each typed batch
+to the dataset's own stage B when the registry names one (``--stage_b``, a ``lake_transforms`` entry point
+``(batch: pyarrow.RecordBatch, context: dict) -> RecordBatch | Table``; context: ``table``, ``partition``,
+``source``), and writes it under ``post-stage/<database>/<table>/<partition>/<name>.parquet`` in the stage bucket
+(a stable name: a file done again overwrites itself), quarantines the rows it could not type
+(``quarantine/…/<name>.rejected.ndjson``, with the reason, and a notification), creates or widens the Glue table (new
+columns added, existing types kept) and adds the
 partition, then deletes the file's pending item and records what it became. A file that cannot be read at all is
 quarantined whole. If the run dies, the files it had not finished are claimed again by the next batch.
 """
@@ -12,14 +15,19 @@ quarantined whole. If the run dies, the files it had not finished are claimed ag
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import json
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from boto3.dynamodb.conditions import Attr
 from convert import TIMESTAMP, Converted, convert
 
@@ -34,6 +42,9 @@ _TO_GLUE = {pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "boolean",
 _FROM_GLUE = {"bigint": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
               "date": pa.date32(), "timestamp": TIMESTAMP, "int": pa.int64(), "float": pa.float64()}
 _ARGUMENTS = ("dataset", "run_id", "pipeline_table", "stage_bucket", "status_topic_arn")
+BUILTIN_STAGE_B = "builtin:convert"
+_CUSTOM_PACKAGE = "lake_transforms."  # the registry accepts no other (chalicelib/datasets.py ENTRY_POINT)
+BatchTransform = Callable[[pa.RecordBatch, dict[str, Any]], "pa.RecordBatch | pa.Table"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,12 @@ class Run:
     pipeline_table: str
     stage_bucket: str
     status_topic_arn: str
+    stage_b: str = BUILTIN_STAGE_B
 
 
 def main(argv: list[str]) -> None:
-    run = Run(**{name: _argument(argv, name) for name in _ARGUMENTS})
+    named = {"stage_b": argv[argv.index("--stage_b") + 1]} if "--stage_b" in argv else {}
+    run = Run(**{name: _argument(argv, name) for name in _ARGUMENTS}, **named)
     StageB(run, aws.table(run.pipeline_table), aws.client("s3"), aws.client("glue"),
            StatusPublisher(aws.client("sns"), run.status_topic_arn)).process()
 
@@ -55,6 +68,7 @@ class StageB:
     def __init__(self, run: Run, pipeline: Any, s3: Any, glue: Any, publisher: StatusPublisher) -> None:
         self.run, self.pipeline, self.s3, self.glue, self.publisher = run, pipeline, s3, glue, publisher
         self.totals = {"files": 0, "rows": 0, "bytes": 0, "filtered": 0, "rejected": 0, "quarantined": 0}
+        self.transform = _batch_transform(run.stage_b)
 
     def process(self) -> None:
         for item in self._claimed():
@@ -88,6 +102,13 @@ class StageB:
             if not converted.rows_written:  # an empty file says nothing of the table's types
                 self._done(item, "EMPTY", converted)
                 return
+            if self.transform is not None:
+                context = {"table": table, "partition": dict(partition), "source": item.get("source")}
+                try:
+                    converted = _transformed(self.transform, out.name, converted, current, context)
+                except (pa.ArrowException, ValueError, KeyError) as refused:  # the dataset's transform said no
+                    self._quarantine_file(item, f"stage B {self.run.stage_b}: {type(refused).__name__}: {refused}")
+                    return
             self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
         if converted.rows_rejected:
             self._quarantine_rows(item, converted)
@@ -169,6 +190,51 @@ class StageB:
         aws.client("cloudwatch").put_metric_data(Namespace="AMCInsights/DataLake", MetricData=[
             {"MetricName": name.capitalize(), "Dimensions": dimensions, "Value": value,
              "Unit": "Bytes" if name == "bytes" else "Count"} for name, value in self.totals.items()])
+
+
+def _batch_transform(name: str) -> BatchTransform | None:
+    """The dataset's own stage B function, or None for the built-in conversion alone."""
+    if name == BUILTIN_STAGE_B:
+        return None
+    if not name.startswith(_CUSTOM_PACKAGE):
+        raise SystemExit(f"--stage_b: expected {BUILTIN_STAGE_B} or a {_CUSTOM_PACKAGE}<module>:<function> entry point")
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def _transformed(transform: BatchTransform, path: str, converted: Converted, current: pa.Schema | None,
+                 context: dict[str, Any]) -> Converted:
+    """Rewrite the typed Parquet at ``path`` through ``transform``, batch by batch (bounded memory). Columns the
+    table has keep its types; rows the transform drops count as filtered."""
+    rewritten, writer, rows, schema = f"{path}.transformed", None, 0, converted.schema
+    try:
+        with pq.ParquetFile(path) as typed:
+            for batch in typed.iter_batches():
+                result = transform(batch, context)
+                table = result if isinstance(result, pa.Table) else pa.Table.from_batches([result])
+                if writer is None:
+                    schema = _keeping_types(table.schema, current)
+                    writer = pq.ParquetWriter(rewritten, schema, compression="snappy")
+                writer.write_table(table.select(schema.names).cast(schema))
+                rows += table.num_rows
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(rewritten)
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(rewritten, path)
+    added = [f.name for f in schema if current is None or f.name not in current.names]
+    return dataclasses.replace(converted, schema=schema, added=added, rows_written=rows,
+                               rows_filtered=converted.rows_filtered + converted.rows_written - rows,
+                               bytes_written=os.path.getsize(path))
+
+
+def _keeping_types(schema: pa.Schema, current: pa.Schema | None) -> pa.Schema:
+    if current is None:
+        return schema
+    return pa.schema([current.field(f.name) if f.name in current.names else f for f in schema])
 
 
 def _argument(argv: list[str], name: str) -> str:
