@@ -51,6 +51,12 @@ def sql_types(cloud: LocalCloud, statement: str, database: str) -> list[str]:
     return [c["Type"] for c in metadata["ColumnInfo"]]
 
 
+def partitions(database: str, table: str) -> list[tuple[list[str], str]]:
+    """The table's partitions in the Glue Data Catalog: (values, location) each."""
+    pages = aws.client("glue").get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
+    return sorted((p["Values"], p["StorageDescriptor"]["Location"]) for page in pages for p in page["Partitions"])
+
+
 def processed(cloud: LocalCloud, dataset: str, source: str, timeout_s: float = 60) -> list[dict[str, Any]]:
     """The pipeline's records of what ``source`` became (stage A's object record and stage B's file records)."""
     table = aws.table(cloud.outputs["DatalakePipelineTable"])
@@ -93,12 +99,17 @@ def test_duplicate_events_and_a_replay_add_no_rows(cloud: LocalCloud, inbox: Inb
     key = "workflow=daily/schedule=adhoc/2026-11-27T05:00:00.000Z-daily.csv"
     source = put(bucket, key, AMC_CSV)
     processed(cloud, "adtech-amc", source)
+    values = [customer, "2026", "11", "20261127T050000000Z"]  # tenant, export year and month, file timestamp
+    location = (f"s3://{cloud.outputs['StageBucket']}/post-stage/{database}/daily_adhoc/tenant={customer}/"
+                "export_year=2026/export_month=11/file_timestamp=20261127T050000000Z/")
+    assert partitions(database, "daily_adhoc") == [(values, location)]
     second = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=AMC_CSV)  # delivered again: a new version
     wait_until(lambda: _object_records(cloud, "adtech-amc", f"{source}#{second['VersionId']}"), 60)
     wait_until(lambda: not _pending(cloud, source), 60)
 
     count = sql(cloud, "SELECT COUNT(*) AS n FROM daily_adhoc", database)
     assert count == [{"n": "2"}]
+    assert partitions(database, "daily_adhoc") == [(values, location)]  # the replay's partition is the same one
 
 
 def test_a_schema_change_adds_the_column_and_quarantines_the_conflict(cloud: LocalCloud, inbox: Inbox) -> None:
