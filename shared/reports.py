@@ -145,8 +145,11 @@ class ReportSchedule(scheduler.PutSchedule):
 
 
 class ListSchedules(Request):
+    """The service's report schedules; a tenant's only when ``customerId`` is given."""
+
     request_type = "listSchedules"
     requestType: Literal["listSchedules"]
+    customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)
 
 
 class ListReports(Request):
@@ -240,7 +243,12 @@ class Reports:
     def put_schedule(self, request: ReportSchedule, ctx: RequestContext, service: Service) -> None:
         """Create or update (a create of an existing name updates it, as the AWS Solution's ``put_rule`` did)."""
         described = self.source.describe(request.reportRequest.resolved(datetime.now(UTC)))  # refuses bad input
-        self._claim_table(described.table, request.reportRequest.customerId or PLATFORM_TENANT, request.requestType)
+        tenant = request.reportRequest.customerId
+        existing = self.records.get(self.service, "schedule", request.scheduleName)
+        if existing is not None and existing.get("customerId") != tenant:  # another tenant's (or the platform's)
+            raise ContractError(request.requestType, [FieldError(
+                "scheduleName", "a schedule name no other tenant uses", request.scheduleName)])
+        self._claim_table(described.table, tenant or PLATFORM_TENANT, request.requestType)
         report = request.reportRequest.model_dump(exclude_none=True, exclude={"requestId"})
         written = scheduler.put_schedule(  # in the platform's group, which the platform stack creates
             aws.client("scheduler"), group=require("PLATFORM_SCHEDULE_GROUP"),
@@ -249,7 +257,6 @@ class Reports:
             enabled=request.enabled, target_arn=require(f"{env_prefix(self.service)}_REQUEST_QUEUE_ARN"),
             role_arn=require("SCHEDULER_ROLE_ARN"), kms_key_arn=require("PLATFORM_KEY_ALIAS_ARN"),
             payload={**report, "scheduleName": request.scheduleName, "scheduledTime": scheduler.FIRE_TIME})
-        tenant = request.reportRequest.customerId
         self.records.put(self.service, "schedule", request.scheduleName, scheduleName=request.scheduleName,
                          scheduleExpression=request.scheduleExpression, timezone=request.timezone,
                          enabled=request.enabled, tableName=described.table, reportType=described.report_type,
@@ -261,16 +268,18 @@ class Reports:
                                                  "tableName": described.table, "nextRun": next_run})
 
     def delete_schedule(self, request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
-        record = self.records.get(self.service, "schedule", request.scheduleName) or {}
-        scheduler.delete_schedule(aws.client("scheduler"), require("PLATFORM_SCHEDULE_GROUP"),
-                                  self._schedule_name(request.scheduleName))
-        self.records.delete(self.service, "schedule", request.scheduleName)
-        service.answer(ctx, record.get("customerId") or PLATFORM_TENANT, Status.SUCCEEDED,
-                       f"schedule {request.scheduleName} deleted", {"scheduleName": request.scheduleName})
+        record = self._reachable_schedule(request)
+        if record is not None or request.customerId is None:  # a tenant's delete of no schedule of its own is done
+            scheduler.delete_schedule(aws.client("scheduler"), require("PLATFORM_SCHEDULE_GROUP"),
+                                      self._schedule_name(request.scheduleName))
+            self.records.delete(self.service, "schedule", request.scheduleName)
+        service.answer(ctx, (record or {}).get("customerId") or request.customerId or PLATFORM_TENANT,
+                       Status.SUCCEEDED, f"schedule {request.scheduleName} deleted",
+                       {"scheduleName": request.scheduleName})
 
     def set_schedule_state(self, request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
         enabled = request.requestType == "enableSchedule"
-        record = self.records.get(self.service, "schedule", request.scheduleName)
+        record = self._reachable_schedule(request)
         if record is None:
             raise ContractError(request.requestType, [FieldError(
                 "scheduleName", "an existing schedule (see listSchedules)", request.scheduleName)])
@@ -287,8 +296,20 @@ class Reports:
                   "timezone": s["timezone"], "enabled": s["enabled"], "tableName": s.get("tableName"),
                   "reportType": s.get("reportType"),
                   "nextRun": scheduler.next_run(s["scheduleExpression"], s["timezone"], s["enabled"])}
-                 for s in self.records.all(self.service, "schedule#")]
-        service.answer(ctx, PLATFORM_TENANT, Status.SUCCEEDED, f"{len(found)} schedules", {"schedules": found})
+                 for s in self.records.all(self.service, "schedule#")
+                 if request.customerId in (None, s.get("customerId"))]
+        service.answer(ctx, request.customerId or PLATFORM_TENANT, Status.SUCCEEDED, f"{len(found)} schedules",
+                       {"schedules": found})
+
+    def _reachable_schedule(self, request: scheduler.NamedSchedule) -> dict[str, Any] | None:
+        """The schedule's record when the request may act on it: a request naming a tenant reaches that tenant's
+        schedules only (another's is refused, untouched); one naming none, as the AWS Solution's, reaches any."""
+        record = self.records.get(self.service, "schedule", request.scheduleName)
+        if record is not None and request.customerId not in (None, record.get("customerId")):
+            raise ContractError(request.requestType, [FieldError(
+                "scheduleName", f"a schedule of tenant {request.customerId} (see listSchedules)",
+                request.scheduleName)])
+        return record
 
     # -- state machine tasks ------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from shared import schedules
 from shared.aws import error_code
-from shared.contracts import Request
+from shared.contracts import CUSTOMER_ID_PATTERN, Request
 
 FIRE_TIME = "<aws.scheduler.scheduled-time>"  # Scheduler fills it in when it fires
 FIRE_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"  # how it fills it in
@@ -158,11 +158,13 @@ class PutSchedule(Request):
 
 
 class NamedSchedule(Request):
-    """Delete, enable or disable a schedule (``{"rule_name"}``, the AWS Solution's delete, is accepted)."""
+    """Delete, enable or disable a schedule (``{"rule_name"}``, the AWS Solution's delete, is accepted). A request
+    naming ``customerId`` reaches only that tenant's schedules; the AWS Solution's names none."""
 
     request_type = "deleteSchedule"
     requestType: Literal["deleteSchedule", "enableSchedule", "disableSchedule"]
     scheduleName: str = Field(pattern=SCHEDULE_NAME)
+    customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from typing import Any
 from chalice.app import SQSEvent
 from chalicelib import backfill, contracts, executions, schedules, workflows
 
+from shared import scheduler
 from shared.batch import BatchResponse, sqs_records
 from shared.chalice_app import service_app
 
@@ -20,8 +21,8 @@ app, service = service_app("workflow", routes=[
     (contracts.GetExecutionStatus, executions.status), (contracts.ListExecutions, executions.list_all),
     (contracts.SyncExecutions, executions.sync),
     (contracts.ScheduleRequest, schedules.put), (contracts.UpdateSchedule, schedules.put),
-    (contracts.NamedSchedule, schedules.delete), (contracts.EnableSchedule, schedules.set_state),
-    (contracts.DisableSchedule, schedules.set_state), (contracts.ListSchedules, schedules.list_all),
+    (scheduler.NamedSchedule, schedules.delete), (scheduler.EnableSchedule, schedules.set_state),
+    (scheduler.DisableSchedule, schedules.set_state), (contracts.ListSchedules, schedules.list_all),
     (contracts.Backfill, backfill.start), (contracts.ResubmitBackfill, backfill.resubmit),
 ], classify=contracts.classify)
 

@@ -133,3 +133,40 @@ def test_a_report_table_holds_one_tenants_reports(
     assert "tableName: expected a table no other tenant's reports go to" in a_report.body["summary"]
     assert tenants.b not in a_report.body["summary"]  # nothing told about who holds it
     assert len(ads_creates(cloud, profile)) == 1  # A's request never reached Amazon
+
+
+def test_another_tenants_report_schedule_can_be_neither_changed_nor_listed(
+        cloud: LocalCloud, inbox: Inbox, tenants: Tenants) -> None:
+    profile, name = str(cloud.sandbox.ads.add_profile("na").profile_id), f"iso-{uuid.uuid4().hex[:6]}"
+
+    def schedule(customer: str, request_type: str = "createSchedule", **fields: Any) -> Notification:
+        return ask(cloud, inbox, "ads_reporting", {
+            "requestType": request_type, "scheduleName": name, "scheduleExpression": "rate(1 day)", **fields,
+            "reportRequest": {"customerId": customer, "profileId": profile, "region": "North America",
+                              "requestBody": {"startDate": "TODAY(-1)", "endDate": "TODAY(-1)", "configuration": {
+                                  "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"],
+                                  "reportTypeId": "spCampaigns", "timeUnit": "DAILY", "columns": ["campaignId"]}}}})
+
+    def named(request_type: str, customer: str | None = tenants.a) -> Notification:
+        return ask(cloud, inbox, "ads_reporting", {"requestType": request_type, "scheduleName": name,
+                                                   **({"customerId": customer} if customer else {})})
+
+    assert schedule(tenants.b).attributes["status"] == "SUCCEEDED"
+    try:
+        taken = schedule(tenants.a, "updateSchedule", scheduleExpression="rate(1 minute)")
+        disabled, deleted = named("disableSchedule"), named("deleteSchedule")
+        a_listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listSchedules", "customerId": tenants.a})
+        b_listed = ask(cloud, inbox, "ads_reporting", {"requestType": "listSchedules", "customerId": tenants.b})
+
+        assert taken.attributes["status"] == "REJECTED"
+        assert "scheduleName: expected a schedule name no other tenant uses" in taken.body["summary"]
+        for refused in (disabled, deleted):
+            assert refused.attributes["status"] == "REJECTED", refused.body
+            assert f"scheduleName: expected a schedule of tenant {tenants.a}" in refused.body["summary"]
+        assert name not in str(a_listed.body["details"])
+        assert [s["enabled"] for s in b_listed.body["details"]["schedules"] if s["scheduleName"] == name] == [True]
+        group = cloud.outputs["PlatformScheduleGroup"]
+        kept = aws.client("scheduler").get_schedule(GroupName=group, Name=f"ads-{name}")
+        assert (kept["State"], kept["ScheduleExpression"]) == ("ENABLED", "rate(1 day)")  # as B made it
+    finally:
+        assert named("deleteSchedule", tenants.b).attributes["status"] == "SUCCEEDED"

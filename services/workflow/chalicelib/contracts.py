@@ -164,18 +164,6 @@ class UpdateSchedule(ScheduleRequest):
     request_type = "updateSchedule"
 
 
-class NamedSchedule(scheduler.NamedSchedule):
-    customerId: str | None = Field(None, pattern=CUSTOMER_ID_PATTERN)  # the AWS Solution's delete names the rule only
-
-
-class EnableSchedule(NamedSchedule):
-    request_type = "enableSchedule"
-
-
-class DisableSchedule(NamedSchedule):
-    request_type = "disableSchedule"
-
-
 class ListSchedules(Request):
     request_type = "listSchedules"
     requestType: Literal["listSchedules"]

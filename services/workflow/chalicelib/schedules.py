@@ -9,7 +9,7 @@ schedule among the tenants' groups.
 from __future__ import annotations
 
 from chalicelib.amc import tenant_config
-from chalicelib.contracts import ListSchedules, NamedSchedule, ScheduleRequest
+from chalicelib.contracts import ListSchedules, ScheduleRequest
 from chalicelib.records import workflow_records
 from shared import aws, scheduler
 from shared.config import require
@@ -40,7 +40,7 @@ def put(request: ScheduleRequest, ctx: RequestContext, service: Service) -> None
                    {"scheduleName": request.scheduleName, "workflowId": workflow_id, "written": written})
 
 
-def delete(request: NamedSchedule, ctx: RequestContext, service: Service) -> None:
+def delete(request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
     customer_id, group = _locate(request)
     scheduler.delete_schedule(aws.client("scheduler"), group, request.scheduleName)
     workflow_records().delete(customer_id, "schedule", request.scheduleName)
@@ -48,7 +48,7 @@ def delete(request: NamedSchedule, ctx: RequestContext, service: Service) -> Non
                    {"scheduleName": request.scheduleName})
 
 
-def set_state(request: NamedSchedule, ctx: RequestContext, service: Service) -> None:
+def set_state(request: scheduler.NamedSchedule, ctx: RequestContext, service: Service) -> None:
     """Enable or disable, keeping everything else of the schedule as it is."""
     customer_id, group = _locate(request)
     enabled = request.requestType == "enableSchedule"
@@ -74,7 +74,7 @@ def list_all(request: ListSchedules, ctx: RequestContext, service: Service) -> N
     service.answer(ctx, request.customerId, Status.SUCCEEDED, f"{len(found)} schedules", {"schedules": found})
 
 
-def _locate(request: NamedSchedule) -> tuple[str, str]:
+def _locate(request: scheduler.NamedSchedule) -> tuple[str, str]:
     """The tenant and group of the schedule; by name among the platform's tenant groups when no tenant is given."""
     if request.customerId:
         return request.customerId, tenant_config(request.customerId)["scheduleGroup"]
