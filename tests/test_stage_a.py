@@ -1,4 +1,5 @@
-"""Stage A's Selling Partner JSON split (services/datalake/chalicelib/stage_a.py) on real gzip'd documents."""
+"""Stage A (services/datalake/chalicelib/stage_a.py) on real bytes: the Selling Partner JSON split, and AMC
+results' names, versions and skips."""
 
 from __future__ import annotations
 
@@ -49,3 +50,63 @@ def test_a_document_without_rows_is_skipped_and_a_broken_one_is_malformed() -> N
                             datetime.now(UTC), 0)
     with pytest.raises(stage_a.Malformed, match="not a JSON report document"):
         list(stage_a.sp_report(io.BytesIO(b'{"rows": [{"a": 1}, {"a": '), source))
+
+
+# -- AMC results (``amc_csv``): names, versions, and what is skipped --------------------------------------------
+
+RESULT = b'campaign,impressions\n"Brand, ""Spring""",12\n'
+
+
+def amc(key: str, body: bytes = RESULT) -> list[Any]:
+    """The pre-stage files of an AMC result at ``key`` in a tenant's bucket, their content read."""
+    source = stage_a.Source("amc-t1-results", key, "v1", "t1", datetime.now(UTC), len(body))
+    return [(out, b"".join(out.chunks)) for out in stage_a.amc_csv(io.BytesIO(body), source)]
+
+
+def test_an_amc_result_named_by_its_timestamp_is_partitioned_by_it_and_passes_unchanged() -> None:
+    [(out, content)] = amc("workflow=top/schedule=daily/2026-11-27T04:30:15.123Z-top_campaigns.csv")
+
+    assert out.table == "top_daily" and out.file_format == "csv"
+    assert out.partition == {"tenant": "t1", "export_year": "2026", "export_month": "11",
+                             "file_timestamp": "20261127T043015123Z"}
+    assert out.name == "20261127T043015123Z-top_campaigns"
+    assert content == RESULT  # byte for byte: the quoting is kept
+
+
+def test_an_amc_result_named_by_its_day_alone() -> None:
+    [(out, _)] = amc("workflow=top/schedule=weekly/2026-10-05-top_campaigns.csv")
+
+    assert out.table == "top_weekly" and out.name == "20261005-top_campaigns"
+    assert out.partition == {"tenant": "t1", "export_year": "2026", "export_month": "10",
+                             "file_timestamp": "20261005"}
+
+
+def test_a_version_suffix_names_its_own_table_and_leaves_the_file_name() -> None:
+    [(out, _)] = amc("workflow=top/schedule=daily/2026-11-27T04-30-15-123Z-top_campaigns-ver2.csv")
+
+    assert out.table == "top_daily_ver2" and out.metadata["version"] == "2"
+    assert out.name == "20261127T043015123Z-top_campaigns"
+    assert out.partition["file_timestamp"] == "20261127T043015123Z"  # the dashed timestamp form, read the same
+
+
+def test_a_run_of_amc_own_ui_is_skipped() -> None:
+    with pytest.raises(stage_a.Skipped, match="AMC's own UI"):
+        amc("workflow=analytics-0f8fad5b-d9cb-469f-a165-70867728950e/schedule=adhoc/2026-11-27-result.csv")
+
+
+@pytest.mark.parametrize("body", [b"campaign,impressions\n", b"campaign,impressions", b"campaign,impressions\n\n"])
+def test_a_result_of_a_header_alone_is_skipped_as_empty(body: bytes) -> None:
+    with pytest.raises(stage_a.Skipped, match="an empty result"):
+        amc("workflow=top/schedule=daily/2026-11-27-top.csv", body)
+
+
+def test_a_file_that_is_not_a_csv_result_is_skipped() -> None:
+    with pytest.raises(stage_a.Skipped, match="not an AMC result"):
+        amc("workflow=top/schedule=daily/2026-11-27-top.json")
+    with pytest.raises(stage_a.Skipped, match="not an AMC result"):
+        amc("elsewhere/2026-11-27-top.csv")
+
+
+def test_a_result_whose_name_has_no_timestamp_is_malformed() -> None:
+    with pytest.raises(stage_a.Malformed, match=r"file name 'top\.csv'"):
+        amc("workflow=top/schedule=daily/top.csv")
