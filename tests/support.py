@@ -240,3 +240,23 @@ def demo_tokens(cloud: LocalCloud) -> TokenProvider:
     aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(
         {key: demo[key] for key in ("client_id", "client_secret", "refresh_token")}))
     return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())
+
+
+def second_credentials(cloud: LocalCloud) -> tuple[str, str]:
+    """A credential set of the caller's own besides the default one, known to the sandbox's Login with Amazon and
+    stored as an ``authId``: (the authId, its client id)."""
+    auth_id, client_id = f"second-{uuid.uuid4().hex[:8]}", f"amzn1.application-oa2-client.{uuid.uuid4().hex}"
+    cloud.sandbox.lwa.register_client(client_id, "second-secret", {"https://amazon.com"})
+    refresh_token = cloud.sandbox.lwa.add_refresh_token(client_id)
+    aws.client("secretsmanager").create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
+        "client_id": client_id, "client_secret": "second-secret", "refresh_token": refresh_token}))
+    return auth_id, client_id
+
+
+def revoked_credentials() -> str:
+    """An ``authId`` whose refresh token Login with Amazon no longer accepts (the default app's, revoked)."""
+    secrets, auth_id = aws.client("secretsmanager"), f"revoked-{uuid.uuid4().hex[:8]}"
+    secrets.create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
+        **json.loads(secrets.get_secret_value(SecretId="amci/local/auth/default")["SecretString"]),
+        "refresh_token": "Atzr|revoked", "access_token": ""}))
+    return auth_id

@@ -22,7 +22,19 @@ from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
 from shared import aws
 from shared.amazon import sp
-from tests.support import answer, ask, day, demo_tokens, own_day, queue_idle, send, sp_unthrottled, wait_until
+from tests.support import (
+    answer,
+    ask,
+    day,
+    demo_tokens,
+    own_day,
+    queue_idle,
+    revoked_credentials,
+    second_credentials,
+    send,
+    sp_unthrottled,
+    wait_until,
+)
 
 US = "ATVPDKIKX0DER"
 
@@ -45,6 +57,11 @@ def sales_request(days_ago: int, **fields: Any) -> dict[str, Any]:
 def creates(cloud: LocalCloud, start: str) -> list[Any]:
     return [r for r in cloud.sandbox.requests.where(api="sp", operation="createReport")
             if isinstance(r.body, dict) and str(r.body.get("dataStartTime", "")).startswith(start)]
+
+
+def sandbox_report(cloud: LocalCloud, report_id: str) -> Any:
+    """The sandbox's own record of report ``report_id`` (whatever app made it)."""
+    return next(r for (_, _, made), r in cloud.sandbox.sp.state.reports.items() if made == report_id)
 
 
 def stored(uri: str) -> tuple[bytes, dict[str, Any]]:
@@ -91,11 +108,68 @@ def test_a_fatal_report_notifies_its_error_document(cloud: LocalCloud, inbox: In
     assert FAULT_REASON in note.body["summary"] and note.body["details"]["apiStatus"] == "FATAL"
 
 
-def test_a_cancelled_report_is_no_data_not_an_error(cloud: LocalCloud, inbox: Inbox) -> None:
-    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago=900), timeout_s=60)  # older than two years
+@pytest.mark.parametrize("by_fault", [False, True], ids=["older-than-two-years", "cancelled-by-amazon"])
+def test_a_cancelled_report_is_no_data_not_an_error(cloud: LocalCloud, inbox: Inbox, faults: Faults,
+                                                    by_fault: bool) -> None:
+    if by_fault:
+        faults.add("sp", "createReport", outcome="CANCELLED", times=1)
+    days_ago = own_day() if by_fault else 900  # else: older than two years, which Amazon has no data for
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago), timeout_s=60)
 
     assert note.attributes["status"] == "NO_DATA", note.body["summary"]
     assert "no data" in note.body["summary"] and note.body["details"]["s3Uri"] is None
+    assert note.body["details"]["apiStatus"] == "CANCELLED"
+    assert sandbox_report(cloud, note.body["details"]["reportId"]).status == "CANCELLED"
+
+
+def test_amazon_refusing_the_report_is_a_rejection_with_its_message(cloud: LocalCloud, inbox: Inbox) -> None:
+    days_ago = own_day()
+    request = sales_request(days_ago)
+    request["requestBody"]["reportOptions"]["dateGranularity"] = "YEAR"  # not one of Amazon's granularities
+    note = ask(cloud, inbox, "sp_reporting", request, timeout_s=60)
+
+    assert note.attributes["status"] == "REJECTED", note.body["summary"]
+    assert "SP refused the report" in note.body["summary"]
+    assert "reportOptions.dateGranularity must be one of DAY, WEEK, MONTH" in note.body["summary"]
+    assert [r.status for r in creates(cloud, day(days_ago))] == [400]  # asked once: asking again changes nothing
+
+
+@pytest.mark.parametrize(("credentials", "error"), [("revoked", "AuthorizationFailed"),
+                                                    ("unknown", "can't find the specified secret")])
+def test_credentials_that_do_not_work_end_in_an_error_notification(cloud: LocalCloud, inbox: Inbox,
+                                                                   credentials: str, error: str) -> None:
+    auth_id = revoked_credentials() if credentials == "revoked" else f"nobody-{uuid.uuid4().hex[:8]}"
+    days_ago = own_day()
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago, authId=auth_id), timeout_s=90)
+
+    assert note.attributes["status"] == "ERROR", note.body["summary"]
+    assert error in note.body["summary"]
+    assert creates(cloud, day(days_ago)) == []  # nothing reached Amazon's Reports API
+
+
+def test_an_expired_document_url_is_asked_for_again(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    faults.add("files", "download", status=403, times=1)  # as S3 refuses a pre-signed URL past its expiry
+    note = ask(cloud, inbox, "sp_reporting", sales_request(own_day()), timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    document = sandbox_report(cloud, note.body["details"]["reportId"]).document_id
+    assert document is not None
+    downloads = [r.status for r in cloud.sandbox.requests.where(api="files", operation="download")
+                 if r.path.endswith(document)]
+    urls_asked = [r.status for r in cloud.sandbox.requests.where(api="sp", operation="getReportDocument")
+                  if r.path.endswith(document)]
+    assert downloads == [403, 200] and urls_asked == [200, 200]  # a fresh URL for the second download
+
+
+def test_a_throttled_request_waits_as_long_as_amazon_says(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    days_ago, wait_s = own_day(), 2.5  # longer than the client's own first backoff (at most 1 s)
+    faults.add("sp", "createReport", status=429, retry_after=wait_s, times=1)
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago), timeout_s=90)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    throttled, made = creates(cloud, day(days_ago))
+    assert (throttled.status, made.status) == (429, 202)
+    assert made.time - throttled.time >= wait_s  # both recorded when answered
 
 
 def test_a_duplicated_request_makes_one_report(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -126,11 +200,7 @@ def test_throttling_server_errors_and_expired_tokens_still_make_one_report(
 
 
 def test_the_auth_id_is_honoured(cloud: LocalCloud, inbox: Inbox) -> None:
-    auth_id, client_id = f"sp-{uuid.uuid4().hex[:8]}", f"amzn1.application-oa2-client.{uuid.uuid4().hex}"
-    cloud.sandbox.lwa.register_client(client_id, "second-secret", {"https://amazon.com"})
-    cloud.sandbox.lwa.add_refresh_token(client_id, "Atzr|second")
-    aws.client("secretsmanager").create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
-        "client_id": client_id, "client_secret": "second-secret", "refresh_token": "Atzr|second"}))
+    auth_id, client_id = second_credentials(cloud)
     note = ask(cloud, inbox, "sp_reporting", sales_request(own_day(), authId=auth_id), timeout_s=60)
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
