@@ -8,7 +8,7 @@ import gzip
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
 from shared import aws
 from shared.amazon import sp
+from shared.orchestration import execution_name
 from tests.support import (
     answer,
     ask,
@@ -62,6 +63,14 @@ def creates(cloud: LocalCloud, start: str) -> list[Any]:
 def sandbox_report(cloud: LocalCloud, report_id: str) -> Any:
     """The sandbox's own record of report ``report_id`` (whatever app made it)."""
     return next(r for (_, _, made), r in cloud.sandbox.sp.state.reports.items() if made == report_id)
+
+
+def report_execution(cloud: LocalCloud, request_id: str) -> Callable[[], dict[str, Any]]:
+    """Describes the report state machine's run for ``request_id`` when called."""
+    machine = cloud.lambdas.functions["amci-sp-reporting-local-on_request"].environment[
+        "SP_REPORTING_REPORTS_STATE_MACHINE_ARN"]
+    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{execution_name('sp', request_id)}"
+    return lambda: aws.client("stepfunctions").describe_execution(executionArn=arn)
 
 
 def stored(uri: str) -> tuple[bytes, dict[str, Any]]:
@@ -170,6 +179,29 @@ def test_a_throttled_request_waits_as_long_as_amazon_says(cloud: LocalCloud, inb
     throttled, made = creates(cloud, day(days_ago))
     assert (throttled.status, made.status) == (429, 202)
     assert made.time - throttled.time >= wait_s  # both recorded when answered
+
+
+def test_a_report_never_ready_fails_once_its_time_is_up(cloud: LocalCloud, inbox: Inbox) -> None:
+    create = cloud.lambdas.functions["amci-sp-reporting-local-report_create"].environment
+    saved = create["REPORT_MAX_HOURS"], cloud.sandbox.sp.timings.processing_s
+    # No hour at all (the stack allows one at least) makes the first look at the report the last; the sandbox's
+    # report is still being made long after the test.
+    create["REPORT_MAX_HOURS"], cloud.sandbox.sp.timings.processing_s = "0", 3600
+    try:
+        request_id = send(cloud, "sp_reporting", sales_request(own_day()))
+        note = answer(inbox, request_id, timeout_s=60)
+        execution = report_execution(cloud, request_id)
+        wait_until(lambda: execution()["status"] != "RUNNING", 30)
+    finally:
+        create["REPORT_MAX_HOURS"], cloud.sandbox.sp.timings.processing_s = saved
+
+    assert note.attributes["status"] == "FAILED", note.body["summary"]
+    assert "the report was not ready within REPORT_MAX_HOURS" in note.body["summary"]
+    assert note.body["details"]["apiStatus"] == "IN_PROGRESS" and note.body["details"]["s3Uri"] is None
+    assert sandbox_report(cloud, note.body["details"]["reportId"]).status == "IN_PROGRESS"
+    ended = execution()  # a failed report's run ends in ReportFailed once the outcome is notified
+    assert (ended["status"], ended.get("error")) == ("FAILED", "ReportFailed")
+    assert len([n for n in inbox.drain() if n.body.get("request_id") == request_id]) == 1
 
 
 def test_a_duplicated_request_makes_one_report(cloud: LocalCloud, inbox: Inbox) -> None:
