@@ -201,6 +201,7 @@ def test_an_existing_table_keeps_its_types_and_order_and_new_columns_are_added(t
     assert table.column("code").to_pylist() == ["123"]  # numeric now, but the table has it as string
     assert table.column("filtered").to_pylist() == [0]  # the table stored booleans as 1/0; filtered (1) dropped
     assert table.column("old_metric").to_pylist() == [None]  # not in this file: null
+    assert result.absent == ["old_metric"]  # and said so (a dataset's own stage B sees the file's columns only)
     assert (result.rows_rejected, result.rows_filtered) == (1, 1)
     assert result.rejected[0].reason == "clicks: expected a bigint, got 'oops'"
 

@@ -1,13 +1,16 @@
 """The data lake end to end on the local cloud: files dropped where the other services put them become typed,
-catalogued Parquet that SQL reads; duplicates, replays, malformed files, schema changes and a crashed stage B."""
+catalogued Parquet that SQL reads; duplicates, replays, malformed files, schema changes, a crashed stage B and a
+custom dataset's own transforms."""
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import uuid
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from amci.inbox import Inbox
@@ -232,18 +235,12 @@ def test_a_malformed_file_is_quarantined_while_the_others_land(cloud: LocalCloud
     assert sql(cloud, "SELECT COUNT(*) AS n FROM batch_adhoc", database) == [{"n": "4"}]
 
 
-def test_a_crashed_stage_b_run_leaves_nothing_twice_and_its_dead_letter_is_redriven(
+def test_a_pre_stage_file_stage_b_cannot_read_is_dead_lettered_after_its_attempts_and_redriven(
         cloud: LocalCloud, inbox: Inbox) -> None:
     team, raw = f"c{uuid.uuid4().hex[:6]}", cloud.outputs["RawBucket"]
     dataset, database = f"{team}-weather", f"amci_local_{team}_weather"
 
-    def register(min_items: int) -> None:
-        note = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": team, "dataset": "weather",
-                                              "stageA": "lake_transforms.weather:stage_a", "minItems": min_items,
-                                              "maxItems": 1000, "maxWaitSeconds": 86400 if min_items > 1 else 0})
-        assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-
-    register(1000)  # files wait: no batch runs yet
+    register_weather(cloud, inbox, team, waiting=True)  # files wait: no batch runs yet
     days = ["2026-11-01", "2026-11-02", "2026-11-03"]
     for day in days:
         put(raw, f"{team}/weather/oslo/{day}.csv", b"time,temperature_f,rain_mm\n08:00,32,1\n12:00,41,0\n")
@@ -251,9 +248,9 @@ def test_a_crashed_stage_b_run_leaves_nothing_twice_and_its_dead_letter_is_redri
     lost = sorted(i["preStageKey"] for i in pending)[1]
     stage_bucket, s3 = cloud.outputs["StageBucket"], aws.client("s3")
     kept = s3.get_object(Bucket=stage_bucket, Key=lost)["Body"].read()
-    s3.delete_object(Bucket=stage_bucket, Key=lost)  # stage B will crash on the second file, after the first
+    s3.delete_object(Bucket=stage_bucket, Key=lost)  # stage B will fail on the second file, after the first
 
-    register(1)
+    register_weather(cloud, inbox, team)
     dead = wait_until(lambda: _dead_letters(cloud), 90)  # three attempts on the lost file, then its dead letter
     assert "NoSuchKey" in dead[0]["reason"] and dead[0]["preStageKey"] == lost
     wait_until(lambda: not _pending_items(cloud, dataset), 60)  # the third file, freed with the dead letter, lands
@@ -266,6 +263,63 @@ def test_a_crashed_stage_b_run_leaves_nothing_twice_and_its_dead_letter_is_redri
     wait_until(lambda: not _pending_items(cloud, dataset), 60)
     rows = sql(cloud, "SELECT day, COUNT(*) AS n FROM readings GROUP BY day ORDER BY day", database)
     assert rows == [{"day": day, "n": "2"} for day in days]
+
+
+READINGS = {"2026-11-01": b"time,temperature_f,rain_mm\n08:00,32,1\n12:00,41,0\n",
+            "2026-11-02": b"time,temperature_f,rain_mm\n08:00,28,\n12:00,35,2.5\n",
+            "2026-11-03": b"time,temperature_f,rain_mm\n08:00,50,0\n"}
+
+
+def test_a_stage_b_run_that_crashes_midway_yields_after_redelivery_what_a_clean_run_does(
+        cloud: LocalCloud, inbox: Inbox) -> None:
+    crashed, clean = (f"k{uuid.uuid4().hex[:6]}" for _ in range(2))
+    for team in (crashed, clean):
+        register_weather(cloud, inbox, team, waiting=True)
+        for day, body in READINGS.items():
+            put(cloud.outputs["RawBucket"], f"{team}/weather/oslo/{day}.csv", body)
+        wait_until(lambda team=team: len(_pending_items(cloud, f"{team}-weather")) == len(READINGS), 60)
+    # the run dies after the second file's Parquet and partition, before it records that file done
+    rule = cloud.crashes.add(cloud.outputs["DatalakeStageBJob"], "Glue.BatchCreatePartition", after=1)
+    try:
+        register_weather(cloud, inbox, crashed)
+        wait_until(lambda: rule.crashed == 1 and not _pending_items(cloud, f"{crashed}-weather"), 90)
+    finally:
+        cloud.crashes.rules.remove(rule)
+    register_weather(cloud, inbox, clean)
+    wait_until(lambda: not _pending_items(cloud, f"{clean}-weather"), 90)
+
+    runs = [i for i in pipeline_items(cloud, f"{crashed}-weather") if i["itemId"].startswith("run#")]
+    assert sorted(r["status"] for r in runs) == ["FAILED", "SUCCEEDED"]  # the crash, then the redelivery
+    assert "crashed after Glue.BatchCreatePartition" in next(r for r in runs if r["status"] == "FAILED")["reason"]
+    assert _landed(cloud, crashed) == _landed(cloud, clean)
+    statement = "SELECT day, time, temperature_c, rain_mm, frost FROM readings ORDER BY day, time"
+    assert sql(cloud, statement, f"amci_local_{crashed}_weather") == sql(cloud, statement,
+                                                                          f"amci_local_{clean}_weather")
+
+
+def _landed(cloud: LocalCloud, team: str) -> dict[str, Any]:
+    """What stage B made of a team's weather: Parquet files (by path under the database) and their rows, the Glue
+    schema and partitions (their values)."""
+    database, bucket, s3 = f"amci_local_{team}_weather", cloud.outputs["StageBucket"], aws.client("s3")
+    prefix = f"post-stage/{database}/"
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])]
+    files = {key.removeprefix(prefix): pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+             for key in keys}
+    table = aws.client("glue").get_table(DatabaseName=database, Name="readings")["Table"]
+    return {"files": {path: (data.schema, data.to_pylist()) for path, data in files.items()},
+            "columns": table["StorageDescriptor"]["Columns"], "keys": table["PartitionKeys"],
+            "partitions": [values for values, _ in partitions(database, "readings")]}
+
+
+def register_weather(cloud: LocalCloud, inbox: Inbox, team: str, waiting: bool = False) -> None:
+    """Register ``team``'s weather dataset (its own stage A and B): its files wait (``waiting``), or run at once."""
+    note = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": team, "dataset": "weather",
+                                          "stageA": "lake_transforms.weather:stage_a",
+                                          "stageB": "lake_transforms.weather:stage_b",
+                                          "minItems": 1000 if waiting else 1, "maxItems": 1000,
+                                          "maxWaitSeconds": 86400 if waiting else 0})
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
 
 
 def _gunzipped(uri: str) -> bytes:

@@ -163,6 +163,7 @@ class Converted:
     rejected: list[Rejected]  # at most MAX_REJECTED kept, but `rows_rejected` counts all
     rows_rejected: int
     bytes_written: int
+    absent: list[str] = field(default_factory=list)  # columns of `table_schema` the file lacks: written as nulls
 
 
 def column_type(name: str, sample: pa.Array | pa.ChunkedArray | None) -> pa.DataType:
@@ -760,7 +761,8 @@ class _Conversion:
     def result(self, bytes_written: int) -> Converted:
         return Converted(schema=self.columns.schema(), added=list(self.columns.added), rows_read=self.rows_read,
                          rows_written=self.rows_written, rows_filtered=self.rows_filtered, rejected=self.rejected,
-                         rows_rejected=self.rows_rejected, bytes_written=bytes_written)
+                         rows_rejected=self.rows_rejected, bytes_written=bytes_written,
+                         absent=[self.columns.fields[i].name for i in sorted(self.columns.table.values())])
 
 
 def _any_bad(mask: Any) -> bool:

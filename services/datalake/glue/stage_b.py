@@ -204,14 +204,16 @@ def _batch_transform(name: str) -> BatchTransform | None:
 
 def _transformed(transform: BatchTransform, path: str, converted: Converted, current: pa.Schema | None,
                  context: dict[str, Any]) -> Converted:
-    """Rewrite the typed Parquet at ``path`` through ``transform``, batch by batch (bounded memory). Columns the
-    table has keep its types; rows the transform drops count as filtered."""
+    """Rewrite the typed Parquet at ``path`` through ``transform``, batch by batch (bounded memory). The transform
+    sees the file's own columns (not the table's others, null here); columns the table has keep its types; rows the
+    transform drops count as filtered."""
     rewritten, writer, rows, schema = f"{path}.transformed", None, 0, converted.schema
     try:
         with pq.ParquetFile(path) as typed:
             for batch in typed.iter_batches():
-                result = transform(batch, context)
-                table = result if isinstance(result, pa.Table) else pa.Table.from_batches([result])
+                result = transform(batch.drop_columns(converted.absent), context)
+                table = _with_nulls(result if isinstance(result, pa.Table) else pa.Table.from_batches([result]),
+                                    [current.field(name) for name in converted.absent] if current else [])
                 if writer is None:
                     schema = _keeping_types(table.schema, current)
                     writer = pq.ParquetWriter(rewritten, schema, compression="snappy")
@@ -229,6 +231,13 @@ def _transformed(transform: BatchTransform, path: str, converted: Converted, cur
     return dataclasses.replace(converted, schema=schema, added=added, rows_written=rows,
                                rows_filtered=converted.rows_filtered + converted.rows_written - rows,
                                bytes_written=os.path.getsize(path))
+
+
+def _with_nulls(table: pa.Table, fields: list[pa.Field]) -> pa.Table:
+    """``table`` with a column of nulls for each of ``fields`` it lacks."""
+    for missing in (f for f in fields if f.name not in table.column_names):
+        table = table.append_column(missing, pa.nulls(table.num_rows, missing.type))
+    return table
 
 
 def _keeping_types(schema: pa.Schema, current: pa.Schema | None) -> pa.Schema:
