@@ -7,16 +7,39 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from amci.commands import auth, deploy, lake, reports, tenants, workflows
-from amci.commands.common import JSON, TIMEOUT, Target, ask, console, finish, insights, json_argument, target_options
+from amci.commands.common import (
+    JSON,
+    TIMEOUT,
+    Target,
+    ask,
+    console,
+    finish,
+    insights,
+    json_argument,
+    platform_errors,
+    target_options,
+)
 from shared.config import SERVICES
 
+if TYPE_CHECKING:
+    from local.cloud import LocalCloud
 
-@click.group()
+
+class _Amci(click.Group):
+    """``amci``: whatever goes wrong talking to the platform ends in advice and an exit code, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with platform_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Amci)
 @target_options
 @click.pass_context
 def main(ctx: click.Context, endpoints: Path | None, stage: str | None, profile: str | None,
@@ -24,7 +47,7 @@ def main(ctx: click.Context, endpoints: Path | None, stage: str | None, profile:
     """AMC Insights: operate the platform, on the local cloud or a stage deployed to AWS.
 
     Exit codes: 0 succeeded, 1 the platform answered that it did not (the message says why), 2 nothing to talk
-    to, no answer in time, or a usage error (the message says what to do)."""
+    to, no answer in time, AWS refused the caller, or a usage error (the message says what to do, on stderr)."""
     ctx.obj = Target(endpoints, stage, profile, region)
 
 
@@ -55,15 +78,9 @@ def local_up(port: int | None, verbose: bool, params: tuple[str, ...], endpoints
     with console.status("Starting the local cloud..."):
         cloud = LocalCloud(port=port or DEFAULT_PORT, parameters=parameters,
                            endpoints_file=endpoints_file or ENDPOINTS_FILE, verbose=verbose).start()
-    stopped = threading.Event()
-    # Both stop it; SIGINT explicitly, as a process started in the background by a shell inherits it ignored.
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop_signal, lambda *_: stopped.set())
     try:
-        _print_endpoints(cloud)
-        console.print(f"Ready in {cloud.timings['ready']:.1f}s. Endpoints written to {cloud.endpoints_file}. "
-                      f"Other processes: [bold]export AWS_ENDPOINT_URL={cloud.aws_endpoint_url}[/]. Ctrl-C stops.")
-        stopped.wait()
+        console.print(f"Ready in {cloud.timings['ready']:.1f}s.")
+        _serve_until_stopped(cloud)
     finally:
         with console.status("Stopping..."):
             cloud.stop()
@@ -72,10 +89,17 @@ def local_up(port: int | None, verbose: bool, params: tuple[str, ...], endpoints
 
 @local.command("demo")
 @click.option("--port", type=int, default=0, help="Port of the AWS endpoint (default: any free port).")
-def local_demo(port: int) -> None:
-    """Start the local cloud and run the smoke scenario through all five services."""
+@click.option("--keep", is_flag=True, help="Keep the local cloud serving after the demo, until Ctrl-C, to query "
+              "its tables (endpoints in .local/endpoints.json, or where --endpoints on amci says).")
+@click.pass_obj
+def local_demo(target: Target, port: int, keep: bool) -> None:
+    """The main job: start the local cloud, onboard a demo tenant, run an AMC workflow, request an Ads and an SP
+    report, let the data lake take them in, print SQL over all three and write an HTML report with charts."""
+    from amci.platform import local_endpoints_file
     from local import demo
 
+    if keep:
+        sys.exit(demo.run(port, local_endpoints_file(target.endpoints), _serve_until_stopped))
     sys.exit(demo.run(port))
 
 
@@ -186,8 +210,20 @@ def package_cmd(services: tuple[str, ...], stage: str, out: Path) -> None:
     console.print(table)
 
 
-def _print_endpoints(cloud: object) -> None:
-    endpoints = cloud.endpoints  # type: ignore[attr-defined]
+def _serve_until_stopped(cloud: LocalCloud) -> None:
+    """Say where the running local cloud is and serve until Ctrl-C (or SIGTERM)."""
+    stopped = threading.Event()
+    # Both stop it; SIGINT explicitly, as a process started in the background by a shell inherits it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopped.set())
+    _print_endpoints(cloud)
+    console.print(f"Endpoints written to {cloud.endpoints_file}. Other processes: "
+                  f"[bold]export AWS_ENDPOINT_URL={cloud.aws_endpoint_url}[/]. Ctrl-C stops.", soft_wrap=True)
+    stopped.wait()
+
+
+def _print_endpoints(cloud: LocalCloud) -> None:
+    endpoints = cloud.endpoints
     table = Table("what", "where", title="Local cloud")
     table.add_row("AWS endpoint", endpoints["aws_endpoint_url"])
     table.add_row("region / account", f"{endpoints['region']} / {endpoints['account_id']}")

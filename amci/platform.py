@@ -20,6 +20,7 @@ import boto3
 
 from amci.inbox import Inbox, Notification
 from shared.amazon.regions import HOSTS, Endpoints
+from shared.aws import error_code
 from shared.config import SERVICES, output_prefix
 
 ENDPOINTS_FILE = Path(__file__).resolve().parent.parent / ".local" / "endpoints.json"  # where `amci local up` writes
@@ -73,6 +74,8 @@ class Platform:
         try:
             stack = cloudformation.describe_stacks(StackName=stack_name(stage))["Stacks"][0]
         except cloudformation.exceptions.ClientError as exc:
+            if error_code(exc) != "ValidationError":  # what describe_stacks says of a stack that does not exist
+                raise
             raise PlatformNotFound(f"no stack {stack_name(stage)} in {session.region_name}: deploy it with "
                                    f"`amci deploy --stage {stage}`, or check --profile/--region ({exc})") from None
         return cls(session, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})

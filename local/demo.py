@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from amci.platform import Platform
+from amci.platform import ENDPOINTS_FILE, Platform
 from amci.sdk import Insights, Outcome
 from amci.status import lake_status
 from local.cloud import LocalCloud
@@ -35,32 +35,41 @@ WORKFLOW_SQL = ("SELECT campaign, SUM(impressions) AS impressions, SUM(clicks) A
                 "SUM(total_cost) AS total_cost FROM sponsored_ads_traffic GROUP BY campaign")
 
 
-def run(port: int) -> int:
-    """Run the demo; returns the process exit code (0 when every source reached SQL)."""
+def run(port: int, endpoints_file: Path | None = None, serve: Callable[[LocalCloud], None] | None = None) -> int:
+    """Run the demo; returns the process exit code (0 when every source reached SQL). With ``serve``, the local
+    cloud's endpoints go to ``endpoints_file`` and ``serve(cloud)`` runs after the demo, before the cloud stops
+    (``amci local demo --keep``: its tables live in the emulator's memory, gone once it stops)."""
     logs.configure(level="ERROR", stream=sys.stderr)  # quiet: the tables tell the story; errors still show
     started = time.monotonic()
     with console.status("Starting the local cloud (emulated AWS account, five services, Amazon API sandbox)..."):
-        cloud = LocalCloud(port=port).start()
+        cloud = LocalCloud(port=port, endpoints_file=endpoints_file if serve else None).start()
     try:
         _fast_sandbox(cloud)
         console.print(f"[green]Local cloud up[/] in {cloud.timings['ready']:.1f}s at {cloud.aws_endpoint_url}")
-        results = Demo(Platform.from_endpoints(cloud.endpoints), cloud.sandbox.credentials).run()
+        results = Demo(cloud.endpoints, cloud.sandbox.credentials).run()
         _write_report(results)
+        ok = all(rows for _, _, rows in results)
+        console.print(f"[bold {'green' if ok else 'red'}]Demo {'finished' if ok else 'failed'}[/] in "
+                      f"{time.monotonic() - started:.0f}s. The HTML report: [bold]{REPORT.resolve()}[/]")
+        if serve is None:
+            console.print("The local cloud has stopped, and its tables with it (the emulator keeps them in memory). "
+                          "To query them, run the demo with [bold]--keep[/]: `.venv/bin/amci local demo --keep` "
+                          "serves until Ctrl-C.", soft_wrap=True)
+        else:
+            _where_next(endpoints_file)
+            serve(cloud)
     finally:
         cloud.stop()
-    ok = all(rows for _, _, rows in results)
-    console.print(f"[bold {'green' if ok else 'red'}]Demo {'finished' if ok else 'failed'}[/] in "
-                  f"{time.monotonic() - started:.0f}s. The HTML report: [bold]{REPORT.resolve()}[/]")
-    _where_next()
     return 0 if ok else 1
 
 
 class Demo:
     """The steps, through the SDK as an analyst would take them; each outcome becomes a row of ``steps``."""
 
-    def __init__(self, platform: Platform, demo: dict[str, str]) -> None:
-        self.platform, self.demo = platform, demo
-        self.sdk = Insights(platform, timeout_s=180)
+    def __init__(self, endpoints: dict[str, Any], demo: dict[str, str]) -> None:
+        self.endpoints, self.demo = endpoints, demo
+        self.platform = Platform.from_endpoints(endpoints)
+        self.sdk = Insights(self.platform, timeout_s=180)
         self.steps = Table("step", "status", "seconds", "what happened", title="What the platform did")
         self.started = time.monotonic()
 
@@ -94,10 +103,12 @@ class Demo:
     def together(self, jobs: dict[str, Callable[[Insights], Outcome]]) -> dict[str, Outcome]:
         """Run the jobs at once, showing where each is (the status the platform records) until all are done."""
         shown = {name: "QUEUED" for name in jobs}
+        # One boto3 session per thread, made here: a session is not thread-safe, not even to create clients.
+        sdks = {name: Insights(Platform.from_endpoints(self.endpoints), timeout_s=180,
+                               progress=lambda p, name=name: shown.__setitem__(name, p.status)) for name in jobs}
 
         def follow(name: str, job: Callable[[Insights], Outcome]) -> Outcome:
-            sdk = Insights(self.platform, timeout_s=180, progress=lambda p: shown.__setitem__(name, p.status))
-            outcome = job(sdk)
+            outcome = job(sdks[name])
             shown[name] = outcome.status
             return outcome
 
@@ -231,10 +242,11 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _where_next() -> None:
-    console.print("Query more while a local cloud runs (`.venv/bin/amci local up` in another terminal):\n"
-                  "  .venv/bin/amci lake query \"SELECT * FROM campaigns LIMIT 5\" --database "
+def _where_next(endpoints_file: Path) -> None:
+    at = "" if endpoints_file == ENDPOINTS_FILE else f"--endpoints {endpoints_file} "
+    console.print(f"The local cloud keeps serving until Ctrl-C. Query more in another terminal:\n"
+                  f"  .venv/bin/amci {at}lake query \"SELECT * FROM campaigns LIMIT 5\" --database "
                   "amci_local_adtech_ads_report\n"
                   f"Tables: amci_local_{TENANT}.top_campaigns_adhoc (AMC), amci_local_adtech_ads_report.campaigns "
                   "(Ads), amci_local_adtech_sp_report.sales_traffic_salesandtrafficbydate (SP). The README says how "
-                  "to send your own requests.")
+                  "to send your own requests.", soft_wrap=True)

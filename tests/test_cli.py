@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -84,9 +86,10 @@ def test_local_up_serves_other_processes(local_up: LocalUp) -> None:
                                                         "profile_id", "sp_application_id", "selling_partner_id"}
 
 
-def _amci(*args: str) -> subprocess.CompletedProcess:
+def _amci(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The installed ``amci``, in the environment ``env`` (default: this process's), tables as wide as they need."""
     return subprocess.run([str(AMCI), *args], capture_output=True, text=True, timeout=180, check=False,
-                          env={**os.environ, "COLUMNS": "200"})  # tables as wide as they need
+                          env={**(os.environ if env is None else env), "COLUMNS": "200"})
 
 
 def test_tenant_commands_onboard_show_list_and_offboard(amci: Callable[..., Result], tmp_path: Path) -> None:
@@ -191,6 +194,96 @@ def test_commands_say_what_to_do_without_a_running_platform(amci: Callable[..., 
     result = amci("--endpoints", str(tmp_path / "none.json"), "tenant", "list")
 
     assert result.exit_code == 2 and "start the local cloud with `amci local up`" in result.output
+
+
+class FakeAws(ThreadingHTTPServer):
+    """An AWS endpoint whose Athena queries never finish and which refuses everything else: expired credentials.
+    ``targets`` records what was asked (the X-Amz-Target of each request)."""
+
+    targets: list[str]
+
+
+class _FakeAwsHandler(BaseHTTPRequestHandler):
+    server: FakeAws
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        target = self.headers.get("X-Amz-Target", "")
+        self.server.targets.append(target)
+        status, body = {
+            "AmazonAthena.StartQueryExecution": (200, {"QueryExecutionId": "never-done"}),
+            "AmazonAthena.GetQueryExecution": (200, {"QueryExecution": {"QueryExecutionId": "never-done",
+                                                                        "Status": {"State": "RUNNING"}}}),
+        }.get(target, (400, {"__type": "ExpiredToken", "message": "The security token included in the request is "
+                                                                   "expired"}))
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        pass  # quiet
+
+
+@pytest.fixture
+def fake_aws() -> Iterator[FakeAws]:
+    server = FakeAws(("127.0.0.1", 0), _FakeAwsHandler)
+    server.targets = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _endpoints_copy(endpoints_file: Path, to: Path, aws_endpoint_url: str | None = None,
+                    **outputs: str) -> Path:
+    """The local cloud's endpoints file with another AWS endpoint and/or other stack outputs."""
+    endpoints = json.loads(endpoints_file.read_text())
+    endpoints["aws_endpoint_url"] = aws_endpoint_url or endpoints["aws_endpoint_url"]
+    endpoints["outputs"].update(outputs)
+    to.write_text(json.dumps(endpoints))
+    return to
+
+
+@pytest.mark.parametrize(("case", "command", "advice", "asked"), [
+    ("dead port", ("tenant", "list"), "is `amci local up` running? An endpoints file left by one that stopped", ""),
+    ("missing queue", ("tenant", "list"), "AWS refused SendMessage", ""),
+    ("expired", ("tenant", "list"), "The AWS credentials have expired (ExpiredToken)", "AmazonSQS.CreateQueue"),
+    ("query never done", ("lake", "query", "SELECT 1", "--timeout", "1"), "No answer in time",
+     "AmazonAthena.GetQueryExecution"),
+])
+def test_platform_errors_exit_2_with_advice_on_stderr_and_nothing_on_stdout(
+        amci: Callable[..., Result], endpoints_file: Path, tmp_path: Path, fake_aws: FakeAws, case: str,
+        command: tuple[str, ...], advice: str, asked: str) -> None:
+    at = {"dead port": {"aws_endpoint_url": f"http://127.0.0.1:{_free_port()}"},
+          "missing queue": {"TenantRequestQueueUrl": "http://127.0.0.1/123456789012/amci-local-no-such-queue"},
+          "expired": {"aws_endpoint_url": f"http://127.0.0.1:{fake_aws.server_port}"},
+          "query never done": {"aws_endpoint_url": f"http://127.0.0.1:{fake_aws.server_port}"}}[case]
+    endpoints = _endpoints_copy(endpoints_file, tmp_path / "endpoints.json", **at)
+
+    result = amci("--endpoints", str(endpoints), *command, "--json")
+
+    assert result.exit_code == 2, result.output
+    assert advice in result.stderr and result.stdout == "", result.output
+    assert asked in fake_aws.targets if asked else not fake_aws.targets
+
+
+def test_aws_credential_errors_say_to_check_the_profile(tmp_path: Path) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[profile other]\nregion = us-east-1\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_CONFIG_FILE": str(config),
+           "AWS_SHARED_CREDENTIALS_FILE": str(config), "AWS_EC2_METADATA_DISABLED": "true"}
+
+    no_profile = _amci("--stage", "prod", "--profile", "nosuch", "tenant", "list", "--json", env=env)
+    no_credentials = _amci("--stage", "prod", "--profile", "other", "tenant", "list", "--json", env=env)
+
+    for result in (no_profile, no_credentials):
+        assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    assert "The config profile (nosuch) could not be found: check --profile" in no_profile.stderr
+    assert "No AWS credentials: pass --profile" in no_credentials.stderr
 
 
 def test_a_deployed_stage_is_reached_through_its_stack_outputs(cloud: LocalCloud, amci: Callable[..., Result],

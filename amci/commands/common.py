@@ -4,7 +4,10 @@ for scripts), live progress, and exit codes scripts can rely on:
 
 0  the request succeeded (or found no data)
 1  the platform answered that it did not (FAILED, REJECTED, ERROR...): the message says why
-2  nothing to talk to, no answer in time, or the command was used wrongly: the message says what to do
+2  nothing to talk to, no answer in time, AWS refused the caller, or the command was used wrongly: the message
+   says what to do
+
+Messages go to stderr, so that ``--json`` leaves nothing but JSON on stdout.
 """
 
 from __future__ import annotations
@@ -18,13 +21,27 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
+from botocore.exceptions import ConnectionError as AwsConnectionError
 from rich.console import Console
 from rich.table import Table
 
 from amci.platform import PlatformNotFound
-from amci.sdk import Insights, Outcome, Progress
+from amci.sdk import Insights, Outcome, Progress, RequestFailed
+from shared.aws import error_code
 
 console = Console()
+errors = Console(stderr=True)
+NO_ANSWER = ("`amci status` shows what waits where (and the dead-letter queues); with the local cloud, "
+             "`amci local up --verbose` logs every step.")
+EXPIRED = ("ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired")
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (for scripts).")
 TIMEOUT = click.option("--timeout", type=float, default=3600, show_default=True,
@@ -65,12 +82,9 @@ target_options = options(
 def insights(timeout: float = 300, progress: Callable[[Progress], None] | None = None) -> Insights:
     """The SDK for the platform chosen on ``amci``; exit 2 when there is none to talk to."""
     target = click.get_current_context().find_object(Target) or Target()
-    try:
-        if target.stage:
-            return Insights.aws(target.stage, target.profile, target.region, timeout_s=timeout, progress=progress)
-        return Insights.local(target.endpoints, timeout_s=timeout, progress=progress)
-    except PlatformNotFound as exc:
-        fail(str(exc))
+    if target.stage:
+        return Insights.aws(target.stage, target.profile, target.region, timeout_s=timeout, progress=progress)
+    return Insights.local(target.endpoints, timeout_s=timeout, progress=progress)
 
 
 def ask(call: Callable[[Insights], Outcome], timeout: float, waiting: str = "waiting for the platform") -> Outcome:
@@ -79,8 +93,43 @@ def ask(call: Callable[[Insights], Outcome], timeout: float, waiting: str = "wai
         try:
             return call(insights(timeout, progress))
         except TimeoutError:
-            fail(f"No answer within {timeout:.0f}s: `amci status` shows what waits where (and the dead-letter "
-                 "queues); with the local cloud, `amci local up --verbose` logs every step.")
+            fail(f"No answer within {timeout:.0f}s: {NO_ANSWER}")
+
+
+@contextmanager
+def platform_errors() -> Iterator[None]:
+    """What goes wrong talking to the platform, as advice and an exit code instead of a traceback: 1 when the
+    platform answered that a request failed, 2 when there is nothing to talk to or AWS refuses the caller."""
+    try:
+        yield
+    except PlatformNotFound as exc:
+        fail(str(exc))
+    except RequestFailed as exc:
+        fail(f"{exc.outcome.status} {exc.outcome.summary}", 1)
+    except TimeoutError:
+        fail(f"No answer in time: {NO_ANSWER}")
+    except (BotoCoreError, ClientError) as exc:
+        fail(aws_advice(exc))
+
+
+def aws_advice(exc: BotoCoreError | ClientError) -> str:
+    """What to do about an AWS error: start the local cloud, pick another profile or region, renew credentials."""
+    if isinstance(exc, AwsConnectionError | HTTPClientError):
+        return (f"Nothing answers ({exc}). The local cloud: is `amci local up` running? An endpoints file left by "
+                "one that stopped names a dead port. A deployed stage: check --region.")
+    if isinstance(exc, ProfileNotFound):
+        return f"{exc}: check --profile (`aws configure list-profiles` lists the profiles)."
+    if isinstance(exc, NoCredentialsError):
+        return "No AWS credentials: pass --profile, or set them in the environment (AWS_ACCESS_KEY_ID...)."
+    if isinstance(exc, NoRegionError):
+        return "Which region? Pass --region on amci, or configure one for the profile."
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code in EXPIRED:
+            return f"The AWS credentials have expired ({code}): renew them (e.g. `aws sso login`) and run again."
+        return (f"AWS refused {exc.operation_name}: {exc.response['Error'].get('Message') or code} ({code}). Check "
+                "--profile and --region, and that the caller has the rights the README lists.")
+    return f"AWS: {exc}. Check --profile and --region."
 
 
 def finish(outcome: Outcome, as_json: bool, show: Callable[[Outcome], None] | None = None) -> NoReturn:
@@ -142,9 +191,10 @@ def key_values(pairs: Sequence[str], name: str) -> dict[str, str]:
     return found
 
 
-def fail(message: str) -> NoReturn:
-    console.print(f"[red]{message}[/]", highlight=False)
-    sys.exit(2)
+def fail(message: str, exit_code: int = 2) -> NoReturn:
+    """Say what went wrong and what to do, on stderr, and exit (2: nothing to talk to or a usage error)."""
+    errors.print(f"[red]{message}[/]", highlight=False, soft_wrap=True)
+    sys.exit(exit_code)
 
 
 def _cell(value: Any) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 
-from amci.commands.common import JSON, TIMEOUT, ask, console, finish, insights, json_argument, records_table
+from amci.commands.common import JSON, TIMEOUT, ask, console, fail, finish, insights, json_argument, records_table
 from shared.lake import QueryFailed
 
 
@@ -24,14 +23,14 @@ def group() -> None:
 @TIMEOUT
 @JSON
 def query(statement: str, database: str | None, timeout: float, as_json: bool) -> None:
-    """Run SQL (Athena; DuckDB in the local cloud) and print the rows; exit 1 when the query fails."""
+    """Run SQL (Athena; DuckDB in the local cloud) and print the rows; exit 1 when the query fails, 2 when it has
+    not finished within --timeout."""
     sdk = insights(timeout)
     try:
         with console.status("querying the lake..."):
             rows = sdk.lake.query(statement, database=database, timeout_s=timeout)
     except QueryFailed as exc:
-        console.print(f"[red]The query failed:[/] {exc}", highlight=False)
-        sys.exit(1)
+        fail(f"The query failed: {exc}", 1)
     if as_json:
         click.echo(json.dumps(rows.as_dicts(), indent=2))
         return
