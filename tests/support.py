@@ -260,3 +260,30 @@ def revoked_credentials() -> str:
         **json.loads(secrets.get_secret_value(SecretId="amci/local/auth/default")["SecretString"]),
         "refresh_token": "Atzr|revoked", "access_token": ""}))
     return auth_id
+
+
+def manage_schedule(cloud: LocalCloud, inbox: Inbox, service: str, name: str, report: dict[str, Any]) -> None:
+    """Take report schedule ``name`` of ``service`` (the caller made it) through updateSchedule (to ``report``),
+    listSchedules, disableSchedule, enableSchedule and deleteSchedule, checking each step's answer and the
+    EventBridge Scheduler schedule behind it (named ``ads-<name>`` or ``sp-<name>`` in the platform's group)."""
+    updated = ask(cloud, inbox, service, {
+        "requestType": "updateSchedule", "scheduleName": name, "scheduleExpression": "cron(0 6 * * ? *)",
+        "timezone": "Europe/Paris", "reportRequest": report})
+    assert updated.attributes["status"] == "SUCCEEDED", updated.body["summary"]
+    assert updated.body["details"]["written"] == "updated"
+    listed = ask(cloud, inbox, service, {"requestType": "listSchedules"})
+    mine = [s for s in listed.body["details"]["schedules"] if s["scheduleName"] == name]
+    assert [(s["scheduleExpression"], s["timezone"], s["tableName"]) for s in mine] == [
+        ("cron(0 6 * * ? *)", "Europe/Paris", updated.body["details"]["tableName"])]
+    group, scheduler = cloud.outputs["PlatformScheduleGroup"], aws.client("scheduler")
+    deployed = f"{service.removesuffix('_reporting')}-{name}"
+    for state in ("disable", "enable"):
+        changed = ask(cloud, inbox, service, {"requestType": f"{state}Schedule", "scheduleName": name})
+        assert changed.attributes["status"] == "SUCCEEDED", changed.body["summary"]
+        schedule = scheduler.get_schedule(Name=deployed, GroupName=group)
+        assert schedule["State"] == f"{state.upper()}D" and schedule["ScheduleExpressionTimezone"] == "Europe/Paris"
+    deleted = ask(cloud, inbox, service, {"requestType": "deleteSchedule", "scheduleName": name})
+    assert deleted.attributes["status"] == "SUCCEEDED", deleted.body["summary"]
+    listed = ask(cloud, inbox, service, {"requestType": "listSchedules"})
+    assert name not in {s["scheduleName"] for s in listed.body["details"]["schedules"]}
+    assert scheduler.list_schedules(GroupName=group, NamePrefix=deployed)["Schedules"] == []

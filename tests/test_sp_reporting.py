@@ -28,6 +28,7 @@ from tests.support import (
     ask,
     day,
     demo_tokens,
+    manage_schedule,
     own_day,
     queue_idle,
     revoked_credentials,
@@ -253,19 +254,19 @@ def test_invalid_requests_are_rejected_naming_the_field(cloud: LocalCloud, inbox
     assert "marketplaceIds: known marketplace ids (unknown: NOWHERE)" in note.body["summary"]
 
 
-def test_a_scheduled_report_fires_by_itself(cloud: LocalCloud, inbox: Inbox) -> None:
-    name = f"weekly-{uuid.uuid4().hex[:6]}"
+def test_a_scheduled_report_fires_by_itself_and_schedules_are_managed(cloud: LocalCloud, inbox: Inbox) -> None:
+    name, report = f"weekly-{uuid.uuid4().hex[:6]}", sales_request(own_day(), tablePrefix="scheduled")
     created = ask(cloud, inbox, "sp_reporting", {  # the AWS Solution's schedule payload
-        "report_request": sales_request(own_day(), tablePrefix="scheduled"), "schedule_expression": "rate(1 minute)",
-        "rule_name": name})
+        "report_request": report, "schedule_expression": "rate(1 minute)", "rule_name": name})
     assert created.attributes["status"] == "SUCCEEDED", created.body["summary"]
     try:
         fired = inbox.wait_for(lambda n: n.body.get("details", {}).get("scheduleName") == name
                                and n.attributes["requestType"] == "createReport", timeout_s=60)
-    finally:
+        assert fired.attributes["status"] == "SUCCEEDED", fired.body["summary"]
+        assert "/adtech/sp_report/scheduled/" in fired.body["details"]["s3Uri"]
+        manage_schedule(cloud, inbox, "sp_reporting", name, report)
+    finally:  # a failure must not leave a schedule firing every second
         deleted = ask(cloud, inbox, "sp_reporting", {"rule_name": name})  # the AWS Solution's delete shape
-    assert fired.attributes["status"] == "SUCCEEDED", fired.body["summary"]
-    assert "/adtech/sp_report/scheduled/" in fired.body["details"]["s3Uri"]
     assert deleted.attributes["status"] == "SUCCEEDED"
 
 
