@@ -94,6 +94,7 @@ def test_a_json_report_lands_named_json_with_its_metadata(cloud: LocalCloud, inb
     assert len(document["salesAndTrafficByDate"]) == 3
     assert found["Metadata"]["marketplace-ids"] == US and found["Metadata"]["report-type"] == data.SALES_AND_TRAFFIC
     assert found["Metadata"]["region"] == "NA" and found["Metadata"]["start-date"] == day(days_ago)
+    assert details["size"] == found["ContentLength"] == len(content)
 
 
 def test_a_flat_file_lands_named_tsv_and_the_prefix_defaults(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -106,7 +107,9 @@ def test_a_flat_file_lands_named_tsv_and_the_prefix_defaults(cloud: LocalCloud, 
     uri = note.body["details"]["s3Uri"]
     assert f"/adtech/sp_report/NA-{data.ORDERS[0]}/report_date={day(days_ago)}/" in uri
     assert uri.endswith(".tsv.gz")
-    header = gzip.decompress(stored(uri)[0]).split(b"\n", 1)[0].split(b"\t")
+    content, found = stored(uri)
+    assert note.body["details"]["size"] == found["ContentLength"] == len(content)
+    header = gzip.decompress(content).split(b"\n", 1)[0].split(b"\t")
     assert header[:3] == [b"amazon-order-id", b"merchant-order-id", b"purchase-date"]
 
 
