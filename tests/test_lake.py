@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import time
 import uuid
 from typing import Any
 
@@ -217,22 +218,54 @@ def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> N
     assert counted == [{"n": str(order_lines)}]
 
 
-def test_a_malformed_file_is_quarantined_while_the_others_land(cloud: LocalCloud, inbox: Inbox) -> None:
-    customer = onboard(cloud, inbox, "lm")
-    bucket, database = f"amc-{customer}-results", f"amci_local_{customer}"
-    good = [put(bucket, f"workflow=batch/schedule=adhoc/2026-11-27T0{i}:00:00.000Z-batch.csv",
-                b"campaign,impressions\nA,1\nB,2\n") for i in (1, 2)]
-    bad = put(bucket, "workflow=batch/schedule=adhoc/2026-11-27T03:00:00.000Z-batch.csv",
-              b"campaign,impressions\nA,1,extra\nB,2,3,4\n")  # no row has the header's two fields
+def test_a_malformed_file_is_quarantined_while_the_others_of_its_batch_land(cloud: LocalCloud, inbox: Inbox) -> None:
+    team = f"m{uuid.uuid4().hex[:6]}"
+    dataset, database = f"{team}-weather", f"amci_local_{team}_weather"
+    register_weather(cloud, inbox, team, **WAITING)
+    *good, bad = put_readings(cloud, team, {  # one batch, in this order: the bad file comes last
+        "2026-11-01": b"time,temperature_f,rain_mm\n08:00,32,1.5\n12:00,41,0\n",
+        "2026-11-02": b"time,temperature_f,rain_mm\n08:00,35,2.5\n",
+        "2026-11-03": b"time,temperature_f,rain_mm\n08:00,40,heavy\n12:00,41,light\n"})  # no rain in mm
 
-    for source in good:
-        processed(cloud, "adtech-amc", source)
-    broken = processed(cloud, "adtech-amc", bad)
+    register_weather(cloud, inbox, team)
+    broken = processed(cloud, dataset, bad)
     note = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageB" and bad in n.body["summary"], 60)
 
-    assert broken[0]["status"] == "QUARANTINED" and "expected 2 fields, got 3" in broken[0]["reason"]
+    assert broken[0]["status"] == "QUARANTINED"
+    assert "no row could be read: rain_mm: expected a double, got 'heavy'" in broken[0]["reason"]
     assert "quarantined" in note.body["summary"] and note.body["details"]["quarantine"].endswith(".csv")
-    assert sql(cloud, "SELECT COUNT(*) AS n FROM batch_adhoc", database) == [{"n": "4"}]
+    landed = [processed(cloud, dataset, source)[0] for source in good]
+    assert [r["status"] for r in landed] == ["PROCESSED", "PROCESSED"]
+    assert len({r["runId"] for r in [*landed, *broken]}) == 1  # the three files shared one run
+    assert sql(cloud, "SELECT day, COUNT(*) AS n FROM readings GROUP BY day ORDER BY day", database) == [
+        {"day": "2026-11-01", "n": "2"}, {"day": "2026-11-02", "n": "1"}]
+
+
+def test_max_items_splits_a_backlog_into_several_runs(cloud: LocalCloud, inbox: Inbox) -> None:
+    team = f"b{uuid.uuid4().hex[:6]}"
+    register_weather(cloud, inbox, team, **WAITING)
+    put_readings(cloud, team, {f"2026-10-0{n}": b"time,temperature_f,rain_mm\n08:00,40,0\n" for n in range(1, 6)})
+
+    register_weather(cloud, inbox, team, max_items=2)
+    wait_until(lambda: not _pending_items(cloud, f"{team}-weather"), 90)
+
+    runs = _runs(cloud, f"{team}-weather")
+    assert sorted(int(r["files"]) for r in runs) == [1, 2, 2]  # five files, at most two a run
+    assert {r["status"] for r in runs} == {"SUCCEEDED"}
+
+
+def test_max_wait_starts_a_run_below_min_items(cloud: LocalCloud, inbox: Inbox) -> None:
+    team = f"w{uuid.uuid4().hex[:6]}"
+    register_weather(cloud, inbox, team, min_items=1000, max_wait_s=4)
+    before = time.time()
+    put_readings(cloud, team, {"2026-09-01": b"time,temperature_f,rain_mm\n08:00,40,0\n",
+                               "2026-09-02": b"time,temperature_f,rain_mm\n08:00,41,0\n"})
+
+    wait_until(lambda: not _pending_items(cloud, f"{team}-weather"), 90)
+
+    [run] = _runs(cloud, f"{team}-weather")  # two files of the thousand it waits for, once the oldest waited
+    assert int(run["files"]) == 2 and run["status"] == "SUCCEEDED"
+    assert int(run["startedAt"]) >= int(before) + 4 - 1  # (startedAt is in whole seconds)
 
 
 def test_a_pre_stage_file_stage_b_cannot_read_is_dead_lettered_after_its_attempts_and_redriven(
@@ -240,7 +273,7 @@ def test_a_pre_stage_file_stage_b_cannot_read_is_dead_lettered_after_its_attempt
     team, raw = f"c{uuid.uuid4().hex[:6]}", cloud.outputs["RawBucket"]
     dataset, database = f"{team}-weather", f"amci_local_{team}_weather"
 
-    register_weather(cloud, inbox, team, waiting=True)  # files wait: no batch runs yet
+    register_weather(cloud, inbox, team, **WAITING)  # files wait: no batch runs yet
     days = ["2026-11-01", "2026-11-02", "2026-11-03"]
     for day in days:
         put(raw, f"{team}/weather/oslo/{day}.csv", b"time,temperature_f,rain_mm\n08:00,32,1\n12:00,41,0\n")
@@ -274,10 +307,8 @@ def test_a_stage_b_run_that_crashes_midway_yields_after_redelivery_what_a_clean_
         cloud: LocalCloud, inbox: Inbox) -> None:
     crashed, clean = (f"k{uuid.uuid4().hex[:6]}" for _ in range(2))
     for team in (crashed, clean):
-        register_weather(cloud, inbox, team, waiting=True)
-        for day, body in READINGS.items():
-            put(cloud.outputs["RawBucket"], f"{team}/weather/oslo/{day}.csv", body)
-        wait_until(lambda team=team: len(_pending_items(cloud, f"{team}-weather")) == len(READINGS), 60)
+        register_weather(cloud, inbox, team, **WAITING)
+        put_readings(cloud, team, READINGS)
     # the run dies after the second file's Parquet and partition, before it records that file done
     rule = cloud.crashes.add(cloud.outputs["DatalakeStageBJob"], "Glue.BatchCreatePartition", after=1)
     try:
@@ -288,7 +319,7 @@ def test_a_stage_b_run_that_crashes_midway_yields_after_redelivery_what_a_clean_
     register_weather(cloud, inbox, clean)
     wait_until(lambda: not _pending_items(cloud, f"{clean}-weather"), 90)
 
-    runs = [i for i in pipeline_items(cloud, f"{crashed}-weather") if i["itemId"].startswith("run#")]
+    runs = _runs(cloud, f"{crashed}-weather")
     assert sorted(r["status"] for r in runs) == ["FAILED", "SUCCEEDED"]  # the crash, then the redelivery
     assert "crashed after Glue.BatchCreatePartition" in next(r for r in runs if r["status"] == "FAILED")["reason"]
     assert _landed(cloud, crashed) == _landed(cloud, clean)
@@ -312,14 +343,31 @@ def _landed(cloud: LocalCloud, team: str) -> dict[str, Any]:
             "partitions": [values for values, _ in partitions(database, "readings")]}
 
 
-def register_weather(cloud: LocalCloud, inbox: Inbox, team: str, waiting: bool = False) -> None:
-    """Register ``team``'s weather dataset (its own stage A and B): its files wait (``waiting``), or run at once."""
+def register_weather(cloud: LocalCloud, inbox: Inbox, team: str, min_items: int = 1, max_items: int = 1000,
+                     max_wait_s: int = 0) -> None:
+    """Register ``team``'s weather dataset (its own stage A and B) with these batching limits (by default a file
+    runs at once; ``**WAITING``: files wait)."""
     note = ask(cloud, inbox, "datalake", {"requestType": "registerDataset", "team": team, "dataset": "weather",
                                           "stageA": "lake_transforms.weather:stage_a",
-                                          "stageB": "lake_transforms.weather:stage_b",
-                                          "minItems": 1000 if waiting else 1, "maxItems": 1000,
-                                          "maxWaitSeconds": 86400 if waiting else 0})
+                                          "stageB": "lake_transforms.weather:stage_b", "minItems": min_items,
+                                          "maxItems": max_items, "maxWaitSeconds": max_wait_s})
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+
+
+WAITING = {"min_items": 1000, "max_wait_s": 86400}  # no batch runs until the dataset is registered again
+
+
+def put_readings(cloud: LocalCloud, team: str, readings: dict[str, bytes]) -> list[str]:
+    """Drop a day's readings of station oslo per entry into the raw bucket; waits until each is pre-staged."""
+    sources = [put(cloud.outputs["RawBucket"], f"{team}/weather/oslo/{day}.csv", body)
+               for day, body in readings.items()]
+    wait_until(lambda: {i["source"] for i in pipeline_items(cloud, f"{team}-weather")
+                        if i["itemId"].startswith(("pending#", "file#"))} >= set(sources), 60)
+    return sources
+
+
+def _runs(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
+    return [i for i in pipeline_items(cloud, dataset) if i["itemId"].startswith("run#")]
 
 
 def _gunzipped(uri: str) -> bytes:
