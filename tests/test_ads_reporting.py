@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -37,9 +38,14 @@ def report_request(profile_id: str, **fields: Any) -> dict[str, Any]:
             "reportTypeId": "spCampaigns", "timeUnit": "SUMMARY", "format": "JSON"}}, **fields}
 
 
+def calls(cloud: LocalCloud, profile_id: str, operation: str | None = None, since: float = 0) -> list[Any]:
+    """The sandbox's Amazon Ads requests for the profile (its Scope header), from ``since`` (epoch seconds)."""
+    return [r for r in cloud.sandbox.requests.where(api="ads", operation=operation) if r.time >= since
+            and {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
+
+
 def creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
-    return [r for r in cloud.sandbox.requests.where(api="ads", operation="createReport")
-            if {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
+    return calls(cloud, profile_id, "createReport")
 
 
 def reports_made(cloud: LocalCloud, profile_id: str) -> list[Any]:
@@ -127,17 +133,23 @@ def test_throttling_server_errors_and_lost_responses_still_make_one_report(
 
 
 def test_expired_tokens_and_an_outage_while_waiting(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
-    cloud.sandbox.ads.state.timings = replace(cloud.sandbox.ads.timings, processing_s=4)
+    profile_id, fast = profile(cloud), cloud.sandbox.ads.timings
+    cloud.sandbox.ads.state.timings = replace(fast, processing_s=4)
     try:
-        request_id = send(cloud, "ads_reporting", report_request(profile(cloud)))
-        wait_until(lambda: cloud.sandbox.requests.where(api="ads", operation="getReport"), 30)
+        request_id = send(cloud, "ads_reporting", report_request(profile_id))
+        wait_until(lambda: calls(cloud, profile_id, "getReport"), 30)
+        expired_at = time.time()
         cloud.sandbox.lwa.expire_all()
         faults.outage("ads", seconds=3)
         note = answer(inbox, request_id, timeout_s=90)
     finally:
-        cloud.sandbox.ads.state.timings = replace(cloud.sandbox.ads.timings, processing_s=0.5)
+        cloud.sandbox.ads.state.timings = fast
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    since = [r.status for r in calls(cloud, profile_id, since=expired_at)]
+    assert 503 in since and 401 in since  # the outage was met, then the expired token refused
+    refreshed = cloud.sandbox.requests.where(api="lwa", operation="token", status=200)
+    assert any(r.time >= expired_at for r in refreshed)
 
 
 def test_an_invalid_request_is_rejected_naming_the_field(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -234,10 +246,14 @@ def test_an_expired_download_url_is_asked_for_again(cloud: LocalCloud, inbox: In
 
 
 def test_slow_responses_are_waited_for(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
-    faults.add("ads", "getReport", delay_s=1.5, times=2)
-    note = ask(cloud, inbox, "ads_reporting", report_request(profile(cloud)), timeout_s=90)
+    profile_id = profile(cloud)
+    slow = faults.add("ads", "getReport", delay_s=1.5, times=2)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id), timeout_s=90)
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert slow.times == 0  # both slow answers were given
+    looks = calls(cloud, profile_id, "getReport")
+    assert len(looks) >= 2 and {r.status for r in looks} == {200}  # waited for, not given up on
 
 
 def test_revoked_credentials_end_in_an_error_notification(cloud: LocalCloud, inbox: Inbox) -> None:

@@ -295,14 +295,22 @@ def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalC
 
 
 def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    days_ago, saved = own_day(), cloud.sandbox.sp.timings.processing_s
     cloud.sandbox.sp.timings.processing_s = 3
-    faults.add("sp", "createReport", delay_s=1.5, times=1)
-    request_id = send(cloud, "sp_reporting", sales_request(own_day()))
-    wait_until(lambda: cloud.sandbox.requests.where(api="sp", operation="getReport"), 30)
-    faults.outage("sp", seconds=3)
-    note = answer(inbox, request_id, timeout_s=90)
+    try:
+        slow = faults.add("sp", "createReport", delay_s=1.5, times=1)
+        request_id = send(cloud, "sp_reporting", sales_request(days_ago))
+        wait_until(lambda: cloud.sandbox.requests.where(api="sp", operation="getReport"), 30)
+        faults.outage("sp", seconds=3)
+        note = answer(inbox, request_id, timeout_s=90)
+    finally:
+        cloud.sandbox.sp.timings.processing_s = saved
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert slow.times == 0 and [r.status for r in creates(cloud, day(days_ago))] == [202]  # slow, made once
+    looks = [r.status for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
+             if r.path.endswith(f"/reports/{note.body['details']['reportId']}")]
+    assert 503 in looks and looks[-1] == 200  # the outage was met, and waited out
 
 
 def test_a_retried_create_finds_the_report_its_crashed_attempt_made(cloud: LocalCloud) -> None:
