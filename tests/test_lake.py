@@ -84,7 +84,7 @@ def test_an_amc_result_becomes_a_typed_table_of_its_tenant(cloud: LocalCloud, in
     bucket, database = f"amc-{customer}-results", f"amci_local_{customer}"
     source = put(bucket, "workflow=top_campaigns/schedule=adhoc/2026-11-27T04:30:00.000Z-top_campaigns.csv", AMC_CSV)
 
-    processed(cloud, "adtech-amc", source)
+    [record] = processed(cloud, "adtech-amc", source)
     columns = catalogued(database, "top_campaigns_adhoc")
     rows = sql(cloud, "SELECT campaign, campaign_id, impressions, total_cost, purchase_rate, is_new, tenant, "
                       "export_year FROM top_campaigns_adhoc ORDER BY campaign", database)
@@ -95,6 +95,9 @@ def test_an_amc_result_becomes_a_typed_table_of_its_tenant(cloud: LocalCloud, in
     assert [r["campaign"] for r in rows] == ["Brand, Spring", "Generic"]  # quoting kept; the filtered row removed
     assert rows[1]["impressions"] is None and rows[1]["purchase_rate"] is None  # real nulls, not -1
     assert rows[0]["tenant"] == customer and rows[0]["export_year"] == "2026"
+    assert (int(record["rowsRead"]), int(record["rowsWritten"]), int(record["rowsFiltered"])) == (3, 2, 1)
+    assert sql_types(cloud, "SELECT campaign_id, impressions, total_cost, is_new, event_date FROM top_campaigns_adhoc",
+                     database) == ["varchar", "bigint", "double", "boolean", "date"]
 
 
 def test_duplicate_events_and_a_replay_add_no_rows(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -205,17 +208,33 @@ def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> N
     counted = sql(cloud, f"SELECT COUNT(*) AS n, COUNT(DISTINCT report_date) AS days FROM {table}",
                   "amci_local_adtech_ads_report")
     assert counted == [{"n": str(len(ads_rows)), "days": "1"}]
-    assert catalogued("amci_local_adtech_ads_report", table)["cost"] == "double"
+    assert catalogued("amci_local_adtech_ads_report", table) == {
+        "date": "date", "campaignid": "string", "campaignname": "string", "impressions": "bigint", "cost": "double"}
 
     processed(cloud, "adtech-sp_report", sales.body["details"]["s3Uri"])
     by_date = sql(cloud, f"SELECT COUNT(*) AS n FROM {table}_salesandtrafficbydate", "amci_local_adtech_sp_report")
     assert by_date == [{"n": "2"}]  # one row a day
-    assert catalogued("amci_local_adtech_sp_report", f"{table}_salesandtrafficbyasin")
+    columns = catalogued("amci_local_adtech_sp_report", f"{table}_salesandtrafficbydate")
+    expected = {"date": "date", "salesbydate_unitsordered": "bigint",
+                "salesbydate_orderedproductsales_amount": "double",
+                "salesbydate_orderedproductsales_currencycode": "string", "trafficbydate_buyboxpercentage": "double"}
+    assert {name: columns.get(name) for name in expected} == expected
+    assert sql_types(cloud, "SELECT date, salesbydate_unitsordered, salesbydate_orderedproductsales_amount, "
+                            f"report_date FROM {table}_salesandtrafficbydate", "amci_local_adtech_sp_report") == [
+        "date", "bigint", "double", "varchar"]
+    by_asin = catalogued("amci_local_adtech_sp_report", f"{table}_salesandtrafficbyasin")
+    assert (by_asin["childasin"], by_asin["salesbyasin_unitsordered"]) == ("string", "bigint")
 
     processed(cloud, "adtech-sp_report", orders.body["details"]["s3Uri"])
     order_lines = _gunzipped(orders.body["details"]["s3Uri"]).decode().strip().count("\n")  # less the header
     counted = sql(cloud, f"SELECT COUNT(*) AS n FROM {table}_orders", "amci_local_adtech_sp_report")
     assert counted == [{"n": str(order_lines)}]
+    columns = catalogued("amci_local_adtech_sp_report", f"{table}_orders")
+    expected = {"amazon_order_id": "string", "purchase_date": "timestamp", "quantity": "bigint",
+                "item_price": "double", "is_business_order": "boolean", "asin": "string"}
+    assert {name: columns.get(name) for name in expected} == expected
+    assert sql_types(cloud, f"SELECT purchase_date, quantity, item_price, is_business_order, asin FROM {table}_orders",
+                     "amci_local_adtech_sp_report") == ["timestamp", "bigint", "double", "boolean", "varchar"]
 
 
 def test_a_malformed_file_is_quarantined_while_the_others_of_its_batch_land(cloud: LocalCloud, inbox: Inbox) -> None:
