@@ -184,7 +184,8 @@ def test_a_refresh_token_from_elsewhere_is_added_listed_and_checked(amci: Amci, 
     added = _ok(amci("auth", "add", auth_id, "--client-id", app.client_id, env={**env, "AMCI_REFRESH_TOKEN": token}),
                 token, app.client_secret)
     prompted = amci("auth", "add", revoked, "--client-id", app.client_id, env=env)  # asked for the token: none
-    _ok(amci("auth", "add", revoked, "--client-id", app.client_id, env={**env, "AMCI_REFRESH_TOKEN": "Atzr|gone"}))
+    added_json = _ok(amci("auth", "add", revoked, "--client-id", app.client_id, "--json",
+                          env={**env, "AMCI_REFRESH_TOKEN": "Atzr|gone"}), app.client_secret)
     checked = _ok(amci("auth", "check", auth_id), token, app.client_secret)
     refused = _clean(amci("auth", "check", revoked), app.client_secret)
     listed = json.loads(_ok(amci("auth", "list", "--json"), token, app.client_secret).output)
@@ -192,6 +193,8 @@ def test_a_refresh_token_from_elsewhere_is_added_listed_and_checked(amci: Amci, 
 
     assert f"`amci auth check {auth_id}` proves it works" in added.output
     assert prompted.exit_code == 1 and "Refresh token:" in prompted.output  # click aborts at the end of input
+    assert json.loads(added_json.output)["authId"] == revoked
+    assert set(json.loads(added_json.output)) == {"authId", "secret", "clientId"}
     assert f"OK Amazon accepts credential set {auth_id}" in checked.output
     assert refused.exit_code == 1 and "The refresh token was refused" in refused.output
     mine = {entry["authId"]: entry for entry in listed if entry["authId"] in (auth_id, revoked, "default")}

@@ -25,6 +25,7 @@ from shared import aws
 from tests.support import answer, onboard, queue_idle, send, wait_until
 
 AMCI = Path(sys.executable).with_name("amci")
+OUTCOME = {"requestId", "service", "status", "summary", "details"}  # what --json prints of every request
 
 
 def _free_port() -> int:
@@ -92,27 +93,40 @@ def _amci(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
                           env={**(os.environ if env is None else env), "COLUMNS": "200"})
 
 
-def test_tenant_commands_onboard_show_list_and_offboard(amci: Callable[..., Result], tmp_path: Path) -> None:
-    details = tmp_path / "tenant.json"
-    details.write_text(json.dumps({"customer_details": {
-        "customer_id": "cli-tenant", "customer_name": "CLI Tenant", "bucket_exists": "false",
-        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": "amc-cli-tenant-results",
+def test_tenant_commands_onboard_change_show_list_and_offboard(amci: Callable[..., Result], tmp_path: Path) -> None:
+    tenant = f"cli-{uuid.uuid4().hex[:6]}"
+    customer_details = {
+        "customer_id": tenant, "customer_name": "CLI Tenant", "bucket_exists": "false",
+        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": f"amc-{tenant}-results",
                 "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
-                "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}}))
+                "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}
+    details, renamed = tmp_path / "tenant.json", tmp_path / "renamed.json"
+    details.write_text(json.dumps({"customer_details": customer_details}))
+    renamed.write_text(json.dumps({**customer_details, "customer_name": "CLI Tenant Renamed"}))  # bare works too
 
-    added = amci("tenant", "add", str(details))
-    shown = amci("tenant", "get", "cli-tenant", "--json")
+    added = amci("tenant", "add", str(details), "--json")
+    updated = amci("tenant", "update", str(renamed), "--json")
+    shown = amci("tenant", "get", tenant, "--json")
     listed = amci("tenant", "list")
-    offboarded = amci("tenant", "offboard", "cli-tenant")
+    listed_json = amci("tenant", "list", "--json")
+    offboarded = amci("tenant", "offboard", tenant, "--json")
+    offboarded_text = amci("tenant", "offboard", tenant)  # again: nothing left to remove
     missing = amci("tenant", "get", "no-such-tenant")
+    offboard_missing = amci("tenant", "offboard", "no-such-tenant")
     not_json = amci("tenant", "add", __file__)
 
-    assert added.exit_code == 0 and "SUCCEEDED tenant cli-tenant onboarded" in added.output, added.output
-    assert shown.exit_code == 0, shown.output
+    for result in (added, updated, listed_json, offboarded):
+        assert result.exit_code == 0 and set(json.loads(result.output)) == OUTCOME, result.output
+        assert json.loads(result.output)["service"] == "tenant"
+    assert json.loads(added.output)["summary"].startswith(f"tenant {tenant} onboarded")
     assert json.loads(shown.output)["details"]["tenant"]["status"] == "ACTIVE"
-    assert listed.exit_code == 0 and "cli-tenant" in listed.output and "NEW_BUCKET" in listed.output
-    assert offboarded.exit_code == 0 and "offboarded" in offboarded.output
-    assert missing.exit_code == 1 and "customer_id: expected an onboarded tenant" in missing.output
+    assert json.loads(shown.output)["details"]["tenant"]["customerName"] == "CLI Tenant Renamed"
+    assert listed.exit_code == 0 and tenant in listed.output and "NEW_BUCKET" in listed.output
+    assert tenant in {t["customerId"] for t in json.loads(listed_json.output)["details"]["tenants"]}
+    assert "offboarded" in json.loads(offboarded.output)["summary"]
+    assert offboarded_text.exit_code == 0 and "offboarded" in offboarded_text.output, offboarded_text.output
+    for refused in (missing, offboard_missing):
+        assert refused.exit_code == 1 and "customer_id: expected an onboarded tenant" in refused.output, refused.output
     assert not_json.exit_code == 2 and "is not JSON" in not_json.output
 
 
@@ -128,6 +142,47 @@ def test_lake_commands_query_and_redrive(amci: Callable[..., Result]) -> None:
     assert failed.exit_code == 1 and "The query failed" in failed.output and "no_such_table" in failed.output
     assert redriven.exit_code == 0 and json.loads(redriven.output)["details"] == {"stage": "a", "redriven": 0}
     assert wrong_stage.exit_code == 2 and "'c' is not one of 'a', 'b'" in wrong_stage.output
+
+
+def test_lake_commands_list_register_and_show_status(amci: Callable[..., Result], tmp_path: Path) -> None:
+    team = f"cli{uuid.uuid4().hex[:6]}"
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(json.dumps({"team": team, "dataset": "weather", "stageA": "lake_transforms.weather:stage_a"}))
+
+    registered = amci("lake", "register", f"@{dataset}", "--json")
+    refused = amci("lake", "register", '{"team": "ops", "dataset": "none", "stageA": "lake_transforms.nowhere:a"}')
+    not_json = amci("lake", "register", "{oops")
+    listed = amci("lake", "datasets")
+    listed_json = amci("lake", "datasets", "--json")
+    shown = amci("lake", "status")
+    shown_json = amci("lake", "status", "--json")
+
+    assert registered.exit_code == 0 and set(json.loads(registered.output)) == OUTCOME, registered.output
+    assert json.loads(registered.output)["status"] == "SUCCEEDED"
+    assert refused.exit_code == 1 and "stageA: expected an entry point" in refused.output, refused.output
+    assert not_json.exit_code == 2 and "DATASET" in not_json.output and "not JSON" in not_json.output
+    assert listed.exit_code == 0 and f"{team}-weather" in listed.output, listed.output
+    assert listed_json.exit_code == 0 and set(json.loads(listed_json.output)) == OUTCOME
+    assert {"adtech-amc", f"{team}-weather"} <= {d["dataset"] for d in json.loads(listed_json.output)["details"][
+        "datasets"]}
+    assert shown.exit_code == 0 and f"{team}-weather" in shown.output and "none yet" in shown.output, shown.output
+    by_dataset = {d["dataset"]: d for d in json.loads(shown_json.output)}
+    assert by_dataset[f"{team}-weather"] == {"dataset": f"{team}-weather", "waiting": 0, "inRun": 0,
+                                             "latestRun": None}
+    assert all(set(d) == {"dataset", "waiting", "inRun", "latestRun"} for d in by_dataset.values())
+
+
+@pytest.mark.parametrize("command", [("tenant", "list"), ("tenant", "offboard", "acme"), ("auth", "list"),
+                                     ("sp", "reports"), ("redrive", "workflow"), ("lake", "datasets"),
+                                     ("lake", "status"), ("status",)])
+def test_commands_without_a_platform_at_the_endpoint_exit_2_saying_what_to_do(
+        amci: Callable[..., Result], endpoints_file: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    dead = _endpoints_copy(endpoints_file, tmp_path / "endpoints.json", f"http://127.0.0.1:{_free_port()}")
+
+    result = amci("--endpoints", str(dead), *command, "--json")
+
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert "is `amci local up` running?" in result.stderr and "Traceback" not in result.stderr, result.output
 
 
 def test_redrive_sends_requests_that_failed_back_and_keeps_rejected_ones(

@@ -46,7 +46,7 @@ def test_workflow_commands_save_show_list_change_and_delete(amci: Amci, tenant: 
     created = amci("workflow", "create", *at, "clicks", "--sql-file", str(sql), "--definition",
                    '{"filteredMetricsDiscriminatorColumn": "filtered"}', "--json")
     shown = amci("workflow", "get", *at, "clicks", "--json")
-    updated = amci("workflow", "update", *at, "clicks", "--sql", "SELECT 2 AS two")
+    updated = amci("workflow", "update", *at, "clicks", "--sql", "SELECT 2 AS two", "--json")
     changed = amci("workflow", "get", *at, "clicks")
     listed = amci("workflow", "list", *at)
     listed_json = amci("workflow", "list", *at, "--json")
@@ -58,7 +58,8 @@ def test_workflow_commands_save_show_list_change_and_delete(amci: Amci, tenant: 
     assert set(_json(created)) == {"requestId", "service", "status", "summary", "details"}
     definition = _json(shown)["details"]["workflowDefinition"]
     assert (definition["sqlQuery"], definition["filteredMetricsDiscriminatorColumn"]) == (sql.read_text(), "filtered")
-    assert updated.exit_code == 0 and "SUCCEEDED workflow clicks updated" in updated.output, updated.output
+    assert updated.exit_code == 0 and _json(updated)["summary"] == "workflow clicks updated", updated.output
+    assert _json(updated)["details"]["workflowId"] == "clicks"
     assert changed.exit_code == 0 and "SELECT 2 AS two" in changed.output, changed.output
     assert listed.exit_code == 0 and "workflows (2)" in listed.output and "clicks" in listed.output, listed.output
     assert sorted(_json(listed_json)["details"]["workflows"]) == ["clicks", "top"]
@@ -249,11 +250,12 @@ def test_workflow_schedules_are_created_changed_paused_and_deleted(amci: Amci, t
     listed = amci("schedule", "list", *at, "--json")
     refused = amci("workflow", "delete", "--tenant", customer, "top")
     updated = amci("schedule", "update", *at, name, "--expression", "rate(7 days)", "--request", f"@{request}",
-                   "--disabled")
+                   "--disabled", "--json")
     stored = aws.client("scheduler").get_schedule(Name=name, GroupName=group)
     enabled = amci("schedule", "enable", *at, name, "--json")
     enabled_state = aws.client("scheduler").get_schedule(Name=name, GroupName=group)["State"]
     disabled = amci("schedule", "disable", "--service", "workflow", name)  # found by name without --tenant
+    disabled_again = amci("schedule", "disable", *at, name, "--json")
     shown = amci("schedule", "list", *at)
     deleted = amci("schedule", "delete", *at, name, "--json")
     after = amci("schedule", "list", *at, "--json")
@@ -263,15 +265,30 @@ def test_workflow_schedules_are_created_changed_paused_and_deleted(amci: Amci, t
         "scheduleName": name, "workflowId": "top", "scheduleExpression": "cron(0 6 * * ? *)",
         "timezone": "Europe/Berlin", "enabled": True, "nextRun": _json(listed)["details"]["schedules"][0]["nextRun"]}]
     assert refused.exit_code == 1 and name in refused.output, refused.output
-    assert updated.exit_code == 0 and "updated" in updated.output, updated.output
+    assert updated.exit_code == 0 and _json(updated)["details"]["written"] == "updated", updated.output
     assert (stored["ScheduleExpression"], stored["State"], stored["Description"]) == ("rate(7 days)", "DISABLED", "")
     assert json.loads(stored["Target"]["Input"])["createExecutionRequest"]["timeWindowType"] == "MOST_RECENT_DAY"
     assert enabled.exit_code == 0 and _json(enabled)["details"] == {"scheduleName": name, "enabled": True}
     assert enabled_state == "ENABLED"
     assert disabled.exit_code == 0 and "disabled" in disabled.output, disabled.output
+    assert _json(disabled_again)["details"] == {"scheduleName": name, "enabled": False}, disabled_again.output
     assert shown.exit_code == 0 and "schedules (1)" in shown.output and "never (disabled)" in shown.output
     assert deleted.exit_code == 0 and _json(after)["details"]["schedules"] == []
     assert aws.client("scheduler").list_schedules(GroupName=group)["Schedules"] == []
+
+
+@pytest.mark.parametrize(("operation", "arguments", "reason"), [
+    ("update", ("nightly", "--expression", "every day", "--request", '{"requestType": "createExecution", '
+                '"createExecutionRequest": {"workflowId": "top"}}'), "scheduleExpression"),
+    ("delete", ("nightly", "--tenant", "no-such-tenant"), "customerId: expected an onboarded tenant"),
+    ("enable", ("no-such-schedule",), "no-such-schedule"),
+    ("disable", ("no-such-schedule",), "no-such-schedule"),
+])
+def test_schedule_changes_fail_naming_what_is_wrong(amci: Amci, tenant: tuple[str, str], operation: str,
+                                                   arguments: tuple[str, ...], reason: str) -> None:
+    result = amci("schedule", operation, "--service", "workflow", "--tenant", tenant[0], *arguments)
+
+    assert result.exit_code == 1 and reason in result.output, result.output
 
 
 def test_report_schedules_and_schedule_usage_errors(amci: Amci, cloud: LocalCloud, tenant: tuple[str, str]) -> None:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from amci.auth import CODE_PARAMETERS, Consent, CredentialSet, NoCredentials, valid_auth_id
 from amci.commands.common import JSON, console, fail, insights, records_table
@@ -171,7 +170,7 @@ def _show(found: CredentialSet, as_json: bool, message: str) -> None:
 @contextmanager
 def _amazon(invalid_grant: str = "") -> Iterator[None]:
     """Exit 1 when Login with Amazon refuses (``invalid_grant``: what that means here), 2 when there are no
-    credentials or nothing answers."""
+    credentials or nothing answers (AWS's own errors: amci's advice, see common.platform_errors)."""
     try:
         yield
     except AuthorizationFailed as exc:
@@ -182,5 +181,3 @@ def _amazon(invalid_grant: str = "") -> Iterator[None]:
         fail(str(exc))
     except AmazonApiError as exc:
         fail(f"Login with Amazon did not answer ({exc}); try again later.")
-    except (ClientError, BotoCoreError) as exc:
-        fail(f"Secrets Manager: {exc}")
