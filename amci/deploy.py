@@ -112,6 +112,9 @@ def monitoring_stack(stage: str) -> str:
     return f"amci-{stage}-monitoring"  # infra/monitoring.yaml, deployed after the apps
 
 
+OWN_TAG_PREFIX = "amci:"  # the stack tags the deploy sets; any other tag of a stack is kept as it is
+
+
 def stack_tags(stage: str, component: str) -> dict[str, str]:
     """The tags of a stack, which CloudFormation gives every resource of it that takes tags (cost allocation)."""
     return {"amci:stage": stage, "amci:component": component}
@@ -401,7 +404,7 @@ class Stacks:
         if self.role_arn:
             args["RoleARN"] = self.role_arn
         if tags is not None:
-            args["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
+            args["Tags"] = [{"Key": key, "Value": value} for key, value in sent_tags(tags, existing).items()]
         self.progress.status(f"{name}: creating a change set")
         try:
             created = self.cfn.create_change_set(**args)
@@ -445,6 +448,16 @@ class Stacks:
     def _latest(self, stack_id: str) -> str:
         events = self.cfn.describe_stack_events(StackName=stack_id)["StackEvents"]
         return f", {events[0]['LogicalResourceId']} {events[0]['ResourceStatus']}" if events else ""
+
+
+def sent_tags(tags: Mapping[str, str], existing: Mapping[str, Any] | None) -> dict[str, str]:
+    """The tags a change set gives the stack: the deploy's own (``amci:*``) as given, and every other tag the stack
+    carries kept. A change set's tags replace the stack's, and AppRegistry tags each stack it associates with
+    ``awsApplication`` (infra/monitoring.yaml): left out, the next deploy would take the stack out of the application
+    (and never find a stage without changes). ``aws:`` tags are CloudFormation's, not ours to send."""
+    kept = {t["Key"]: t["Value"] for t in (existing or {}).get("Tags", [])
+            if not t["Key"].startswith((OWN_TAG_PREFIX, "aws:"))}
+    return {**kept, **tags}
 
 
 def stack_parameters(declared: Mapping[str, Any], given: Mapping[str, str],
@@ -564,17 +577,18 @@ def packaged_template(s3: Any, bucket: str, service: str, stage: str, zip_path: 
 
 
 def plan(session: Any, stage: str, *, work_dir: Path, services: Sequence[str] = SERVICES,
-         parameters: Mapping[str, str] | None = None, sources: Sources = SOURCES,
+         parameters: Mapping[str, str] | None = None, sources: Sources = SOURCES, role_arn: str | None = None,
          progress: Progress | None = None) -> Deployment:
     """What :func:`deploy` would do, from change sets deleted again; nothing is changed but the templates
     uploaded for CloudFormation to read. The apps are packaged in a copy under ``work_dir``, so their
-    ``config.json`` stay as they are."""
+    ``config.json`` stay as they are. With ``role_arn`` CloudFormation makes the change sets as that role, as
+    :func:`deploy` would."""
     import shutil
 
     from amci.package import package
 
     check_stage(stage)
-    stacks = Stacks(session.client("cloudformation"), progress or Progress())
+    stacks = Stacks(session.client("cloudformation"), progress or Progress(), role_arn=role_arn)
     s3 = session.client("s3")
     bucket = stacks.outputs(bootstrap_stack(stage)).get("ArtifactBucket")
     results = [stacks.plan(bootstrap_stack(stage), Template((sources.infra / "bootstrap.yaml").read_text()),

@@ -3,15 +3,21 @@
 The stacks go through moto's own CloudFormation, as a deploy to AWS goes through AWS's: the local cloud's completion
 of stacks (``local/cloudformation.py``) knows only the types tenant stacks use, so it is set aside for this module.
 moto's CloudFormation then creates what it supports (KMS keys, topics, queues, buckets and their encryption, tables,
-roles, rules, state machines, Lambda functions, event source mappings and permissions) and skips silently what it
-does not: Glue jobs and databases, secrets, Lake Formation locations, schedule groups, bucket and queue policies,
+roles, rules, state machines, Lambda functions, event source mappings and permissions, dashboards) and skips silently
+what it does not: Glue databases, secrets, Lake Formation locations, schedule groups, bucket and queue policies,
 a state machine's ``DefinitionS3Location`` (its definition stays empty), and bucket settings other than encryption.
-Three gaps of moto's are closed here, as ``local/cloudformation.py`` closes others: executing a change set leaves
-the stack's template, parameters and outputs as they were before it; a KMS key's policy is stored as a dict, which
-fails every later call on the key; and deleting a stack deletes its keys at once, where CloudFormation schedules
-their deletion (which a destroy that keeps the data cancels). moto runs each stack operation at once, so no
-``*_IN_PROGRESS`` state is ever waited for, and it fails no resource the way CloudFormation would (no failed stack
-to report here).
+Neither has it CloudWatch alarms, AppRegistry applications, attribute groups and their associations, nor Glue jobs,
+which the monitoring stack needs (its alarms notify the status topic; ``Fn::GetAtt`` on a skipped application fails
+the stack; a skipped Glue job leaves out the platform's output the monitoring stack takes as a parameter): these
+types are made here by the local cloud's provisioner (``local/provision.py``, which ``tests/test_monitoring.py``
+checks) from the properties moto resolved (:class:`Provisioned`). Five other gaps of moto's are closed here, as
+``local/cloudformation.py`` closes others: executing a change set leaves the stack's template, parameters, outputs
+and tags as they were before it; a change set that changes only the stack's tags is taken for one without changes,
+and an update of the stack's tags only is refused (on AWS both re-tag the stack's resources); a KMS key's policy is
+stored as a dict, which fails every later call on the key; and deleting a stack deletes its keys at once, where
+CloudFormation schedules their deletion (which a destroy that keeps the data cancels). moto runs each stack
+operation at once, so no ``*_IN_PROGRESS`` state is ever waited for, and it fails no resource the way CloudFormation
+would (no failed stack to report here).
 
 The apps, templates and state machine definitions are copies (``tmp_path``), so the repository's ``config.json``
 files are never written; the apps are packaged offline from the wheelhouse, as in test_packaging.py.
@@ -29,10 +35,13 @@ import boto3
 import pytest
 from click.testing import CliRunner, Result
 from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing as cfn_parsing
+from moto.cloudformation.responses import CloudFormationResponse
 
 from amci import deploy as domain
 from amci.cli import main
 from amci.stages import SERVICES_DIR, config_path, output_variable
+from local import provision
 from local.cloud import ACCOUNT_ID, LocalCloud
 from local.cloudformation import _schedule_key_deletions as schedule_key_deletions
 from shared import aws
@@ -41,42 +50,109 @@ from shared.config import SERVICES
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")  # moto's skips, listed above
 STAGE = "dt" + secrets.token_hex(4)  # 10 characters: a letter, then lowercase letters and digits
 WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
-MOTO_SKIPS = {"AWS::Glue::Job", "AWS::Glue::Database", "AWS::SecretsManager::Secret", "AWS::LakeFormation::Resource",
+MOTO_SKIPS = {"AWS::Glue::Database", "AWS::SecretsManager::Secret", "AWS::LakeFormation::Resource",
               "AWS::Scheduler::ScheduleGroup", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"}
 STACKS = [domain.bootstrap_stack(STAGE), domain.platform_stack(STAGE)] + [
-    domain.app_stack(STAGE, service) for service in SERVICES]
+    domain.app_stack(STAGE, service) for service in SERVICES] + [domain.monitoring_stack(STAGE)]
+COMPONENTS = ["bootstrap", "platform", *SERVICES, "monitoring"]  # each stack's amci:component tag
+
+
+class Provisioned:
+    """A resource of a type moto's CloudFormation has no model for, made by the local cloud's provisioner, with the
+    attributes it returns for ``Ref`` and ``Fn::GetAtt``. Its undo is deleting alarms and Glue jobs; moto's AppRegistry
+    deletes nothing (no call to), so an application stays in the emulated account after its stack."""
+
+    TYPES = ("AWS::CloudWatch::Alarm", "AWS::Glue::Job", *(f"AWS::ServiceCatalogAppRegistry::{kind}" for kind in (
+        "Application", "AttributeGroup", "AttributeGroupAssociation", "ResourceAssociation")))
+    UNDO: dict[str, Callable[[str], Any]] = {
+        "AWS::CloudWatch::Alarm": lambda name: aws.client("cloudwatch").delete_alarms(AlarmNames=[name]),
+        "AWS::Glue::Job": lambda name: aws.client("glue").delete_job(JobName=name)}
+
+    def __init__(self, kind: str, attributes: dict[str, Any]) -> None:
+        self.kind, self.attributes = kind, attributes
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.attributes["Ref"])
+
+    def get_cfn_attribute(self, name: str) -> Any:
+        return self.attributes[name]
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        if self.kind in self.UNDO:
+            self.UNDO[self.kind](self.physical_resource_id)
+
+    @classmethod
+    def create_from_cloudformation_json(cls, name: str, spec: dict[str, Any], account_id: str, region_name: str,
+                                        **kwargs: Any) -> Provisioned:
+        kind = kwargs["ResourceType"]
+        return cls(kind, provision._CREATORS[kind](name, spec.get("Properties", {}), aws.client))
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Provisioned, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Provisioned:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name,
+                                                   ResourceType=original_resource.kind)
+
+
+# moto's own, each completed below (see the module's docstring)
+_MOTO_APPLY = cfn_models.ChangeSet.apply
+_MOTO_CREATE_CHANGE_SET = cfn_models.CloudFormationBackend.create_change_set
+_MOTO_VALIDATE_UPDATE = CloudFormationResponse._validate_different_update
+_MOTO_DELETE_STACK = cfn_models.CloudFormationBackend.delete_stack
+
+
+def _apply(change_set: Any) -> None:
+    _MOTO_APPLY(change_set)
+    stack = change_set.stack
+    stack.template = change_set.template
+    stack._parse_template()
+    stack.parameters = change_set.parameters
+    stack.output_map = stack._create_output_map()
+    if change_set.tags:  # a change set without tags keeps the stack's
+        stack.tags = change_set.tags
+    for resource in stack.resource_map._parsed_resources.values():
+        if type(resource).__name__ == "Key" and isinstance(getattr(resource, "policy", None), dict):
+            resource.policy = json.dumps(resource.policy)
+
+
+def _create_change_set(backend: Any, *args: Any, **kwargs: Any) -> tuple[str, str]:
+    change_set_id, stack_id = _MOTO_CREATE_CHANGE_SET(backend, *args, **kwargs)
+    change_set = backend.change_sets[change_set_id]
+    if change_set.status == "FAILED" and change_set.tags and change_set.tags != change_set.stack.tags:
+        change_set.status, change_set.execution_status, change_set.status_reason = "CREATE_COMPLETE", "AVAILABLE", None
+    return change_set_id, stack_id
+
+
+def _validate_update(response: Any, incoming: Any, body: str, stack: Any) -> None:
+    tags = {t["Key"]: t["Value"] for t in response._get_param("Tags", [])}
+    if not tags or tags == stack.tags:
+        _MOTO_VALIDATE_UPDATE(response, incoming, body, stack)
+
+
+def _delete_stack(backend: Any, name_or_stack_id: str) -> None:
+    stack = next((s for s in backend.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
+    if stack is not None:
+        schedule_key_deletions(stack, stack.template_dict["Resources"])
+    _MOTO_DELETE_STACK(backend, name_or_stack_id)
 
 
 @pytest.fixture(scope="module")
 def moto_cloudformation(cloud: LocalCloud) -> Iterator[None]:
-    """moto's CloudFormation as it is, its change sets completed (see the module's docstring)."""
-    original = cfn_models.ChangeSet.apply
-
-    def apply(change_set: Any) -> None:
-        original(change_set)
-        stack = change_set.stack
-        stack.template = change_set.template
-        stack._parse_template()
-        stack.parameters = change_set.parameters
-        stack.output_map = stack._create_output_map()
-        for resource in stack.resource_map._parsed_resources.values():
-            if type(resource).__name__ == "Key" and isinstance(getattr(resource, "policy", None), dict):
-                resource.policy = json.dumps(resource.policy)
-
-    delete_stack = cfn_models.CloudFormationBackend.delete_stack
-
-    def delete(backend: Any, name_or_stack_id: str) -> None:
-        stack = next((s for s in backend.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
-        if stack is not None:
-            schedule_key_deletions(stack, stack.template_dict["Resources"])
-        delete_stack(backend, name_or_stack_id)
-
+    """moto's CloudFormation as it is, its gaps closed and its missing types provisioned (module docstring)."""
     cloud.cloudformation.uninstall()
-    cfn_models.ChangeSet.apply, cfn_models.CloudFormationBackend.delete_stack = apply, delete
     try:
-        yield
+        with pytest.MonkeyPatch.context() as patch:  # undone before the local cloud's own patch is back
+            patch.setattr(cfn_models.ChangeSet, "apply", _apply)
+            patch.setattr(cfn_models.CloudFormationBackend, "create_change_set", _create_change_set)
+            patch.setattr(CloudFormationResponse, "_validate_different_update", _validate_update)
+            patch.setattr(cfn_models.CloudFormationBackend, "delete_stack", _delete_stack)
+            for kind in Provisioned.TYPES:
+                patch.setitem(cfn_parsing.get_model_map(), kind, Provisioned)
+            yield
     finally:
-        cfn_models.ChangeSet.apply, cfn_models.CloudFormationBackend.delete_stack = original, delete_stack
         cloud.cloudformation.install()
 
 
@@ -102,9 +178,7 @@ def stage(moto_cloudformation: None, sources: domain.Sources,
         patch.setattr(domain, "SOURCES", sources)
 
         def run(command: str, *args: str, input: str | None = None) -> Result:
-            # Without monitoring: moto's CloudFormation skips the Glue job, so the output it would watch is missing
-            # (infra/monitoring.yaml is provisioned and tested in tests/test_monitoring.py).
-            extra = ["--out", str(out), "--no-monitoring"] if command == "deploy" and "--dry-run" not in args else []
+            extra = ["--out", str(out)] if command == "deploy" and "--dry-run" not in args else []
             return CliRunner().invoke(main, [command, "--stage", STAGE, *extra, *args], input=input,
                                       catch_exceptions=False, env={"COLUMNS": "200", "AMCI_STAGE": None})
 
@@ -119,14 +193,14 @@ def deployed(stage: Callable[..., Result]) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def test_a_deploy_creates_the_bootstrap_the_platform_and_a_stack_per_app(deployed: dict[str, Any]) -> None:
+def test_a_deploy_creates_the_bootstrap_the_platform_a_stack_per_app_and_the_monitoring(
+        deployed: dict[str, Any]) -> None:
     assert [(s["stack"], s["status"]) for s in deployed["stacks"]] == [(name, "CREATE_COMPLETE") for name in STACKS]
     cfn = aws.client("cloudformation")
     described = {name: cfn.describe_stacks(StackName=name)["Stacks"][0] for name in STACKS}
     assert {name: stack["StackStatus"] for name, stack in described.items()} == dict.fromkeys(STACKS, "CREATE_COMPLETE")
-    components = ["bootstrap", "platform", *SERVICES]
-    assert [{t["Key"]: t["Value"] for t in stack["Tags"]} for stack in described.values()] == [
-        {"amci:stage": STAGE, "amci:component": component} for component in components]
+    assert [_tags(name) for name in STACKS] == [
+        {"amci:stage": STAGE, "amci:component": component} for component in COMPONENTS]
     parameters = _parameters(domain.platform_stack(STAGE))
     bucket = f"amci-{STAGE}-artifacts-{ACCOUNT_ID}-us-east-1"  # the name the apps' policies expect
     assert parameters["ArtifactBucket"] == deployed["artifactBucket"] == bucket
@@ -189,13 +263,42 @@ def test_the_scheduled_function_has_its_rule_and_may_be_invoked_by_it(deployed: 
     assert [s["Principal"] for s in policy["Statement"]] == [{"Service": "events.amazonaws.com"}]
 
 
-def test_a_second_deploy_without_changes_changes_nothing(deployed: dict[str, Any],
-                                                         stage: Callable[..., Result]) -> None:
+def test_the_monitoring_stack_alarms_to_the_status_topic_and_groups_the_stacks(deployed: dict[str, Any]) -> None:
+    topic = deployed["outputs"]["StatusTopicArn"]
+    cloudwatch = aws.client("cloudwatch")
+    body = json.loads(cloudwatch.get_dashboard(DashboardName=f"amci-{STAGE}")["DashboardBody"])
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"amci-{STAGE}-")["MetricAlarms"]
+    assert len(alarms) == 8 + 3 * len(SERVICES)  # a dead-letter queue's each; an app's errors, throttles, failures
+    assert {(tuple(a["AlarmActions"]), tuple(a["OKActions"])) for a in alarms} == {((topic,), (topic,))}
+    (widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(widget["properties"]["alarms"]) == sorted(a["AlarmArn"] for a in alarms)
+    associated = aws.client("servicecatalog-appregistry").list_associated_resources(
+        application=f"amci-{STAGE}")["resources"]
+    assert sorted(r["name"] for r in associated) == sorted(STACKS)
+    given = _parameters(domain.monitoring_stack(STAGE))
+    assert (given["StatusTopicArn"], given["DatalakeStageBJob"]) == (topic, deployed["outputs"]["DatalakeStageBJob"])
+
+
+def test_a_second_deploy_without_changes_changes_nothing_and_keeps_the_application_tag(
+        deployed: dict[str, Any], stage: Callable[..., Result]) -> None:
+    cfn = aws.client("cloudformation")
+    application = cfn.describe_stacks(StackName=domain.monitoring_stack(STAGE))["Stacks"][0]["Outputs"]
+    (tag,) = [o["OutputValue"] for o in application if o["OutputKey"] == "ApplicationTagValue"]
+    for name in STACKS:  # as AppRegistry tags each stack it associates: an update of the stack, its tags only
+        stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        body = cfn.get_template(StackName=name)["TemplateBody"]
+        declared = (domain.load_template(body) if isinstance(body, str) else body).get("Parameters", {})
+        cfn.update_stack(StackName=name, UsePreviousTemplate=True, Capabilities=list(domain.IAM),
+                         Parameters=domain.stack_parameters(declared, {}, stack),  # moto knows no other previous
+                         Tags=[*stack["Tags"], {"Key": "awsApplication", "Value": tag}])
+
     result = stage("deploy", "--json")
 
     assert result.exit_code == 0, result.output
     again = json.loads(result.stdout)
     assert [(s["stack"], s["status"]) for s in again["stacks"]] == [(name, "NO_CHANGES") for name in STACKS]
+    assert [_tags(name) for name in STACKS] == [
+        {"amci:stage": STAGE, "amci:component": component, "awsApplication": tag} for component in COMPONENTS]
     assert again["artifactPrefix"] == deployed["artifactPrefix"]  # the same files, the same keys
     assert _change_sets_left() == []
 
@@ -216,7 +319,8 @@ def test_a_changed_definition_is_planned_then_deployed_under_a_new_key(
     assert result.exit_code == 0, result.output
     updated = json.loads(result.stdout)
     assert [(s["stack"], s["status"]) for s in updated["stacks"]] == [
-        (STACKS[0], "NO_CHANGES"), (STACKS[1], "UPDATE_COMPLETE"), (domain.app_stack(STAGE, "tenant"), "NO_CHANGES")]
+        (STACKS[0], "NO_CHANGES"), (STACKS[1], "UPDATE_COMPLETE"), (domain.app_stack(STAGE, "tenant"), "NO_CHANGES"),
+        (domain.monitoring_stack(STAGE), "UPDATE_COMPLETE")]  # its Version is the artifacts' prefix
     prefix = updated["artifactPrefix"]
     assert prefix != deployed["artifactPrefix"]
     assert _parameters(domain.platform_stack(STAGE))["ArtifactPrefix"] == prefix
@@ -243,8 +347,7 @@ def test_destroy_deletes_the_stacks_and_keeps_the_data(deployed: dict[str, Any],
 
     assert result.exit_code == 0, result.output
     done = json.loads(result.stdout)
-    assert {s["stack"]: s["status"] for s in done["results"]} == {
-        domain.monitoring_stack(STAGE): "ABSENT", **dict.fromkeys(STACKS, "DELETE_COMPLETE")}
+    assert {s["stack"]: s["status"] for s in done["results"]} == dict.fromkeys(STACKS, "DELETE_COMPLETE")
     assert [s["status"] for s in done["results"]].count("BUCKETS_RETAINED") == 1
     cfn = aws.client("cloudformation")
     live = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"}
@@ -305,6 +408,11 @@ def _change_sets_left() -> list[str]:
     cfn = aws.client("cloudformation")
     return [s["ChangeSetName"] for name in STACKS for s in cfn.list_change_sets(StackName=name)["Summaries"]
             if s["ExecutionStatus"] != "EXECUTE_COMPLETE"]
+
+
+def _tags(stack: str) -> dict[str, str]:
+    described = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {t["Key"]: t["Value"] for t in described["Tags"]}
 
 
 def _parameters(stack: str) -> dict[str, str]:

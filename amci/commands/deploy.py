@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -24,10 +24,17 @@ from amci import deploy as domain
 from amci.commands.common import JSON, Target, console, fail, key_values, options
 from shared.config import SERVICES
 
-STAGE = click.option("--stage", "stage_name", default=None,
-                     help="The stage to deploy (stacks amci-<stage>*); default: amci's --stage (env AMCI_STAGE).")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stage_option(verb: str) -> Callable[[F], F]:
+    return click.option("--stage", "stage_name", default=None,
+                        help=f"The stage to {verb} (stacks amci-<stage>*); default: amci's --stage (env AMCI_STAGE).")
+
+
 ROLE = click.option("--role-arn", default=None,
-                    help="A role for CloudFormation to act as, so that the caller needs no rights on the resources.")
+                    help="A role for CloudFormation to act as, so that the caller needs no rights on the resources "
+                         "(--dry-run's change sets too).")
 
 
 # --profile and --region on the command too, so that both `amci --region R deploy` and `amci deploy --region R` work.
@@ -38,7 +45,7 @@ account_options = options(
 
 
 @click.command("deploy")
-@STAGE
+@stage_option("deploy")
 @click.option("--services", "services_text", default=None, metavar="A,B",
               help=f"The apps to deploy, comma-separated (default: all of {', '.join(SERVICES)}).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -67,7 +74,8 @@ def deploy_command(stage_name: str | None, services_text: str | None, params: tu
         if dry_run:
             with tempfile.TemporaryDirectory(prefix="amci-plan-") as work:
                 done = domain.plan(session, stage, services=services, parameters=parameters,
-                                   sources=domain.SOURCES, work_dir=Path(work), progress=progress)
+                                   sources=domain.SOURCES, work_dir=Path(work), role_arn=role_arn,
+                                   progress=progress)
         else:
             done = domain.deploy(session, stage, services=services, parameters=parameters, sources=domain.SOURCES,
                                  out_dir=out, role_arn=role_arn, progress=progress, monitoring=monitoring)
@@ -80,7 +88,7 @@ def deploy_command(stage_name: str | None, services_text: str | None, params: tu
 
 
 @click.command("destroy")
-@STAGE
+@stage_option("delete")
 @click.option("--delete-data", is_flag=True,
               help="Also empty (every version) and delete the platform's buckets; kept otherwise.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
