@@ -138,13 +138,15 @@ def request_cmd(service: str, body: str, timeout: float, as_json: bool) -> None:
 
 
 @main.command("status")
+@click.option("--recent-hours", type=click.FloatRange(min=0), default=24, show_default=True,
+              help="Failures this recent make the platform troubled (exit 1); older ones are shown, as history.")
 @JSON
-def status_cmd(as_json: bool) -> None:
+def status_cmd(recent_hours: float, as_json: bool) -> None:
     """The platform's health: queues and dead letters, executions and reports by status, the latest failures.
-    Exits 1 when something waits in a dead-letter queue or failed."""
+    Exits 1 when something waits in a dead-letter queue or failed within --recent-hours, else 0."""
     with console.status("reading the platform's queues and records..."):
-        found = insights(120).status()
-    troubled = any(q["deadLetter"] and q["waiting"] for q in found["queues"]) or bool(found["failures"])
+        found = insights(120).status(recent_hours)
+    troubled = found["troubled"]
     if as_json:
         click.echo(json.dumps(found, indent=2, default=str))
         sys.exit(1 if troubled else 0)
@@ -158,7 +160,8 @@ def status_cmd(as_json: bool) -> None:
         for status, n in found[kind].items():
             counts.add_row(status, str(n))
         console.print(counts)
-    failures = Table("when", "kind", "owner", "what", "status", "reason", title="Latest failures")
+    failures = Table("when", "kind", "owner", "what", "status", "reason", title=(
+        f"Latest failures ({found['recent']['failures']} in the last {recent_hours:g} hours)"))
     for f in found["failures"]:
         failures.add_row(f["createdAt"][:19], f["kind"], str(f["owner"]), str(f["what"]), f["status"],
                          str(f["reason"] or "")[:80])

@@ -132,11 +132,11 @@ class Insights:
         note = self.platform.ask(service, body, timeout_s or self.timeout_s, waiting)
         return Outcome.of(service, note)
 
-    def status(self) -> dict[str, Any]:
-        """The platform's health (what ``amci status`` shows)."""
+    def status(self, recent_hours: float = 24) -> dict[str, Any]:
+        """The platform's health (what ``amci status`` shows); failures within ``recent_hours`` make it troubled."""
         from amci.status import platform_status
 
-        return platform_status(self.platform)
+        return platform_status(self.platform, recent_hours=recent_hours)
 
     def redrive(self, service: str, limit: int = 1000, rejected: bool = False) -> dict[str, Any]:
         """Send what ``service``'s request DLQ holds back to its request queue, e.g. requests that failed on every

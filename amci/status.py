@@ -4,6 +4,7 @@ resources (the stack's outputs), never from a service."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -15,25 +16,32 @@ from shared.lake import pending_files
 EXECUTION_STATUSES = ("QUEUED", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "REJECTED", "CANCELLED",
                       "ERROR")
 REPORT_STATUSES = ("QUEUED", "REQUESTED", "PENDING", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "SUCCEEDED", "FAILED",
-                   "NO_DATA", "REJECTED", "ERROR")
+                   "NO_DATA", "REJECTED", "CANCELLED", "ERROR")
 FAILED = ("FAILED", "REJECTED", "ERROR")
 _QUEUES = ("TenantRequest", "WorkflowRequest", "AdsReportingRequest", "SpReportingRequest", "DatalakeRequest",
-           "DatalakeStageA")
+           "DatalakeEvents", "DatalakeStageA")
 _DEAD_LETTERS = (*(f"{name}Dlq" for name in ("TenantRequest", "WorkflowRequest", "AdsReportingRequest",
                                               "SpReportingRequest", "DatalakeRequest", "DatalakeStageA")),
                  "DatalakeStageBDlq", "DatalakeEventsDlq")
 
 
-def platform_status(platform: Platform, failures: int = 10) -> dict[str, Any]:
-    """``{"queues": [...], "executions": {status: n}, "reports": {status: n}, "failures": [...]}``."""
+def platform_status(platform: Platform, failures: int = 10, recent_hours: float = 24) -> dict[str, Any]:
+    """``{"queues": [...], "executions": {status: n}, "reports": {status: n}, "failures": [the latest, any age],
+    "recent": {"hours": h, "failures": n}, "troubled": bool}``. Troubled: something waits in a dead-letter queue,
+    or failed within the last ``recent_hours`` (a failure from last month is history, not a page)."""
     workflow = platform.table("WorkflowRecordsTable")
     reports = platform.table("ReportRecordsTable")
     failed = [*_by_status(workflow, "executionStatus", FAILED), *_by_status(reports, "reportStatus", FAILED)]
-    return {"queues": _queues(platform),
+    since = (datetime.now(UTC) - timedelta(hours=recent_hours)).isoformat(timespec="milliseconds")
+    queues = _queues(platform)
+    recent = sum(item["createdAt"] >= since for item in failed)
+    return {"queues": queues,
             "executions": _counts(workflow, "executionStatus", EXECUTION_STATUSES),
             "reports": _counts(reports, "reportStatus", REPORT_STATUSES),
             "failures": [_failure(item) for item in sorted(failed, key=lambda i: i["createdAt"], reverse=True)
-                         [:failures]]}
+                         [:failures]],
+            "recent": {"hours": recent_hours, "failures": recent},
+            "troubled": recent > 0 or any(q["deadLetter"] and q["waiting"] for q in queues)}
 
 
 def _queues(platform: Platform) -> list[dict[str, Any]]:

@@ -234,8 +234,10 @@ def test_status_shows_queues_work_and_failures(local_up: LocalUp) -> None:
     shown = _amci(*at, "status")
 
     found = json.loads(before.stdout)
-    assert set(found) == {"queues", "executions", "reports", "failures"}, before.stdout + before.stderr
-    assert {q["queue"] for q in found["queues"]} >= {"amci-local-workflow-requests", "amci-local-datalake-stage-b-dlq"}
+    assert set(found) == {"queues", "executions", "reports", "failures", "recent", "troubled"}, before.stdout
+    assert {q["queue"] for q in found["queues"]} >= {"amci-local-workflow-requests", "amci-local-datalake-stage-b-dlq",
+                                                    local_up.endpoints["outputs"]["DatalakeEventsQueue"]}
+    assert before.returncode == 0 and not found["troubled"]  # a fresh platform: nothing failed, no dead letter
     waiting = {name: {q["queue"]: q["waiting"] for q in json.loads(run.stdout)["queues"]} for name, run in (
         ("before", before), ("after", after))}
     assert (waiting["before"]["amci-local-datalake-stage-b-dlq"], waiting["after"]["amci-local-datalake-stage-b-dlq"]

@@ -4,6 +4,7 @@ reports landing in the reports bucket, backfills window by window, report lists,
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -123,6 +124,28 @@ def test_ads_report_failures_and_usage_errors(amci: Amci, cloud: LocalCloud, fau
     assert not_json.exit_code == 2 and "not JSON" in not_json.output
     assert bad_filter.exit_code == 2 and "--filter" in bad_filter.output and "JSON object" in bad_filter.output
     assert bad_limit.exit_code == 2 and "--limit" in bad_limit.output
+
+
+def test_status_counts_a_failed_report_and_shows_why_it_failed(amci: Amci, cloud: LocalCloud, faults: Faults) -> None:
+    profile_id = profile(cloud)
+    before = as_json(amci("status", "--json"))
+    faults.add("ads", "createReport", outcome="FAILED", times=1)
+    failed = as_json(amci("ads", "report", *ads_flags(profile_id, "--from", "TODAY(-2)", "--to", "TODAY(-1)"),
+                          "--json"))
+    time.sleep(1.5)  # the failure is now older than the next call's window
+    after = as_json(amci("status", "--json"))
+    window = as_json(amci("status", "--json", "--recent-hours", "0.0003"))  # about a second
+    shown = amci("status")
+
+    assert failed["status"] == "FAILED"
+    assert after["reports"]["FAILED"] == before["reports"].get("FAILED", 0) + 1, (before, after)
+    row = next(f for f in after["failures"] if f["requestId"] == failed["requestId"])
+    assert (row["kind"], row["status"], row["what"]) == ("report", "FAILED", f"{profile_id}-spCampaigns")
+    assert "Report generation failed" in row["reason"]
+    assert after["recent"] == {"hours": 24, "failures": before["recent"]["failures"] + 1} and after["troubled"]
+    assert window["recent"] == {"hours": 0.0003, "failures": 0}
+    assert failed["requestId"] in {f["requestId"] for f in window["failures"]}  # still shown, as history
+    assert shown.exit_code == 1 and "Latest failures" in shown.output and "Report generation failed" in shown.output
 
 
 def test_an_ads_backfill_of_seventy_days_is_three_windows(amci: Amci, cloud: LocalCloud) -> None:
