@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,16 @@ from amci.inbox import Inbox
 from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from shared import aws
-from tests.support import answer, ask, manage_schedule, queue_idle, send, wait_until
+from tests.support import (
+    answer,
+    ask,
+    manage_schedule,
+    queue_idle,
+    revoked_credentials,
+    second_credentials,
+    send,
+    wait_until,
+)
 
 COLUMNS = ["campaignId", "campaignName", "impressions", "clicks", "cost", "sales14d"]
 
@@ -25,9 +34,9 @@ COLUMNS = ["campaignId", "campaignName", "impressions", "clicks", "cost", "sales
 pytestmark = pytest.mark.usefixtures("fast_ads")
 
 
-def profile(cloud: LocalCloud) -> str:
+def profile(cloud: LocalCloud, region: str = "na") -> str:
     """A profile of its own for the test, so the sandbox's requests are the test's."""
-    return str(cloud.sandbox.ads.add_profile("na").profile_id)
+    return str(cloud.sandbox.ads.add_profile(region).profile_id)
 
 
 def report_request(profile_id: str, **fields: Any) -> dict[str, Any]:
@@ -41,7 +50,12 @@ def report_request(profile_id: str, **fields: Any) -> dict[str, Any]:
 def calls(cloud: LocalCloud, profile_id: str, operation: str | None = None, since: float = 0) -> list[Any]:
     """The sandbox's Amazon Ads requests for the profile (its Scope header), from ``since`` (epoch seconds)."""
     return [r for r in cloud.sandbox.requests.where(api="ads", operation=operation) if r.time >= since
-            and {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
+            and header(r, "Amazon-Advertising-API-Scope") == profile_id]
+
+
+def header(request: Any, name: str) -> str | None:
+    """A recorded request's header, whatever its case."""
+    return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
 
 
 def creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
@@ -152,6 +166,25 @@ def test_expired_tokens_and_an_outage_while_waiting(cloud: LocalCloud, inbox: In
     assert any(r.time >= expired_at for r in refreshed)
 
 
+@pytest.mark.parametrize(("region", "named"), [("fe", "FE"), ("eu", "Europe")])
+def test_a_report_is_asked_of_the_profiles_region(cloud: LocalCloud, inbox: Inbox, region: str, named: str) -> None:
+    profile_id = profile(cloud, region)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id, region=named), timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert {r.path.split("/")[2] for r in calls(cloud, profile_id)} == {region}  # /ads/<region>/...
+    assert stored(note.body["details"]["s3Uri"])[1]["Metadata"]["region"] == region.upper()
+
+
+def test_the_auth_id_is_honoured(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id, (auth_id, client_id) = profile(cloud), second_credentials(cloud)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id, authId=auth_id), timeout_s=60)
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    # Every call made with the second credential set's app (its token and ClientId go together), not the default.
+    assert {header(r, "Amazon-Advertising-API-ClientId") for r in calls(cloud, profile_id)} == {client_id}
+
+
 def test_an_invalid_request_is_rejected_naming_the_field(cloud: LocalCloud, inbox: Inbox) -> None:
     bad = report_request(profile(cloud), region="Mars")
     note = ask(cloud, inbox, "ads_reporting", bad)
@@ -175,19 +208,22 @@ def test_amazon_refusing_the_report_is_a_rejection_with_its_message(cloud: Local
 
 
 def test_profiles_are_listed_across_regions(cloud: LocalCloud, inbox: Inbox) -> None:
-    eu = cloud.sandbox.ads.add_profile("eu")
+    eu, fe = cloud.sandbox.ads.add_profile("eu"), cloud.sandbox.ads.add_profile("fe")
     note = ask(cloud, inbox, "ads_reporting", {"region": ["North America", "Europe", "APAC"], "authId": None})
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     profiles = note.body["details"]["profiles"]
     assert set(profiles) == {"NA", "EU", "FE"}
+    assert all(isinstance(found, list) for found in profiles.values()), profiles  # each region answered a list
     assert eu.profile_id in {p["profile_id"] for p in profiles["EU"]}
+    assert fe.profile_id in {p["profile_id"] for p in profiles["FE"]}
     assert int(cloud.sandbox.account.profile_id) in {p["profile_id"] for p in profiles["NA"]}
 
 
 def test_a_backfill_of_ninety_days_is_split_within_the_report_types_range(cloud: LocalCloud, inbox: Inbox) -> None:
     profile_id = profile(cloud)
-    first, last = date.today() - timedelta(days=90), date.today() - timedelta(days=1)
+    today = datetime.now(UTC).date()  # the service's today, whatever the machine's time zone
+    first, last = today - timedelta(days=90), today - timedelta(days=1)
     body = report_request(profile_id)["requestBody"]
     note = ask(cloud, inbox, "ads_reporting", {
         **report_request(profile_id), "requestType": "backfillReports", "startDate": first.isoformat(),
@@ -257,14 +293,13 @@ def test_slow_responses_are_waited_for(cloud: LocalCloud, inbox: Inbox, faults: 
 
 
 def test_revoked_credentials_end_in_an_error_notification(cloud: LocalCloud, inbox: Inbox) -> None:
-    secrets, auth_id = aws.client("secretsmanager"), f"revoked-{uuid.uuid4().hex[:8]}"
-    secrets.create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
-        **json.loads(secrets.get_secret_value(SecretId="amci/local/auth/default")["SecretString"]),
-        "refresh_token": "Atzr|revoked", "access_token": ""}))
-    note = ask(cloud, inbox, "ads_reporting", report_request(profile(cloud), authId=auth_id), timeout_s=90)
+    profile_id = profile(cloud)
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id, authId=revoked_credentials()),
+               timeout_s=90)
 
     assert note.attributes["status"] == "ERROR"
     assert "AuthorizationFailed" in note.body["summary"]
+    assert calls(cloud, profile_id) == []  # nothing reached Amazon Ads
 
 
 def test_a_request_id_reused_for_another_report_is_rejected(cloud: LocalCloud, inbox: Inbox) -> None:

@@ -8,7 +8,7 @@ import gzip
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 
 from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from local.sandbox import Sandbox
 from local.sandbox.faults import Faults
 from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
@@ -34,19 +33,14 @@ from tests.support import (
     revoked_credentials,
     second_credentials,
     send,
-    sp_unthrottled,
     wait_until,
 )
 
 US = "ATVPDKIKX0DER"
 
 
-@pytest.fixture(autouse=True)
-def fast_sp(cloud: LocalCloud) -> Iterator[Sandbox]:
-    """Reports are ready in a fraction of a second, and the rate limits are generous (on both sides: the service's
-    limiter reads the process's limits) unless a test sets its own; all restored afterwards."""
-    with sp_unthrottled(cloud.sandbox, queued_s=0.2, processing_s=0.3):
-        yield cloud.sandbox
+# Reports ready in a fraction of a second, rate limits no test reaches (tests that change either restore them).
+pytestmark = pytest.mark.usefixtures("fast_sp")
 
 
 def sales_request(days_ago: int, **fields: Any) -> dict[str, Any]:
@@ -278,11 +272,16 @@ def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalC
     # The documented rates scaled up 300x for createReport and getReportDocument (one a minute would take 100
     # minutes), the same on both sides, as in production: the client's limiter mirrors Amazon's quotas.
     scaled = {"createReport": (5.0, 15.0), "getReport": (10.0, 15.0), "getReportDocument": (5.0, 15.0)}
-    for limits in (cloud.sandbox.sp.limits, sp.LIMITER.limits):
+    saved = [(limits, dict(limits)) for limits in (cloud.sandbox.sp.limits, sp.LIMITER.limits)]
+    for limits, _ in saved:
         limits.update(scaled)
-    days_ago, started = own_day(), time.time()
-    ids = [send(cloud, "sp_reporting", sales_request(days_ago, tablePrefix="concurrent")) for _ in range(100)]
-    notes = [answer(inbox, request_id, timeout_s=240) for request_id in ids]
+    try:
+        days_ago, started = own_day(), time.time()
+        ids = [send(cloud, "sp_reporting", sales_request(days_ago, tablePrefix="concurrent")) for _ in range(100)]
+        notes = [answer(inbox, request_id, timeout_s=240) for request_id in ids]
+    finally:
+        for limits, before in saved:
+            limits.update(before)
 
     assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 100
     assert len({n.body["details"]["s3Uri"] for n in notes}) == 100
@@ -300,7 +299,9 @@ def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbo
     try:
         slow = faults.add("sp", "createReport", delay_s=1.5, times=1)
         request_id = send(cloud, "sp_reporting", sales_request(days_ago))
-        wait_until(lambda: cloud.sandbox.requests.where(api="sp", operation="getReport"), 30)
+        made = wait_until(lambda: creates(cloud, day(days_ago)), 30)[0]
+        wait_until(lambda: [r for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
+                            if r.time > made.time], 30)  # the report is being waited for
         faults.outage("sp", seconds=3)
         note = answer(inbox, request_id, timeout_s=90)
     finally:
