@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from amci.commands.workflows import STATUSES
 from amci.inbox import Inbox
+from amci.sdk import Insights, Progress
 from local.cloud import LocalCloud
 from shared import aws
-from tests.support import FAST, amc_creates, amc_tenant, execution_request, send, wait_until
+from tests.support import FAST, amc_creates, amc_tenant, day, execution_request, send, wait_until
 
 Amci = Callable[..., Result]
 
@@ -232,6 +234,27 @@ def test_execution_backfill_runs_every_window_and_resubmits(amci: Amci, tenant: 
     assert unknown.exit_code == 1 and "backfillId" in unknown.output, unknown.output
     assert backwards.exit_code == 1 and "endDate" in backwards.output, backwards.output
     assert no_range.exit_code == 2 and "--to" in no_range.output
+
+
+def test_live_progress_receives_an_executions_statuses_and_a_backfills_windows_done(
+        cloud: LocalCloud, endpoints_file: Path, tenant: tuple[str, str]) -> None:
+    seen: list[Progress] = []
+    sdk = Insights.local(endpoints_file, timeout_s=120, progress=seen.append)
+    cloud.sandbox.amc.timings = replace(FAST, pending_s=1.0, running_s=8.0)  # RUNNING at a 5 s poll
+    try:
+        run = sdk.executions.run(tenant[0], "top", start="TODAY(-2)", end="TODAY(-1)")
+        execution = list(seen)
+        seen.clear()
+        backfill = sdk.executions.backfill(tenant[0], "top", day(30), day(28))
+    finally:
+        cloud.sandbox.amc.timings = FAST
+
+    assert run.ok and backfill.ok, (run, backfill)
+    assert execution and {p.what for p in execution} == {f"{tenant[0]} top"}, execution
+    assert {p.status for p in execution} <= set(STATUSES) and "RUNNING" in {p.status for p in execution}, execution
+    assert [p.elapsed_s for p in execution] == sorted(p.elapsed_s for p in execution)
+    assert seen and {(p.what, p.total) for p in seen} == {(f"{tenant[0]} top backfill", 3)}, seen
+    assert [p.done for p in seen] == sorted(p.done for p in seen) and seen[-1].done <= 3
 
 
 # -- schedules ----------------------------------------------------------------------------------------------------
