@@ -61,6 +61,14 @@ def partitions(database: str, table: str) -> list[tuple[list[str], str]]:
     return sorted((p["Values"], p["StorageDescriptor"]["Location"]) for page in pages for p in page["Partitions"])
 
 
+def analyst_grants(cloud: LocalCloud, database: str, table: str) -> list[str]:
+    """What Lake Formation lets the analyst role do with the table."""
+    found = aws.client("lakeformation").list_permissions(
+        Principal={"DataLakePrincipalIdentifier": cloud.outputs["AnalystRoleArn"]},
+        Resource={"Table": {"DatabaseName": database, "Name": table}})["PrincipalResourcePermissions"]
+    return sorted({p for grant in found for p in grant["Permissions"]})
+
+
 def processed(cloud: LocalCloud, dataset: str, source: str, timeout_s: float = 60) -> list[dict[str, Any]]:
     """The pipeline's records of what ``source`` became (stage A's object record and stage B's file records)."""
     table = aws.table(cloud.outputs["DatalakePipelineTable"])
@@ -166,6 +174,7 @@ def test_a_custom_dataset_needs_no_change_to_the_lake(cloud: LocalCloud, inbox: 
                                                    "frost": "boolean"}  # station and day: partition keys
     assert sql_types(cloud, "SELECT temperature_c, rain_mm, frost, day FROM readings", database) == [
         "double", "double", "boolean", "varchar"]
+    assert analyst_grants(cloud, database, "readings") == ["DESCRIBE", "SELECT"]
     objects = wait_until(lambda: _object_records(cloud, f"{team}-weather", bad), 30)
     assert objects[0]["status"] == "QUARANTINED" and "expected <team>/weather" in objects[0]["reason"]
     told = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageA" and bad in n.body["summary"], 30)
@@ -235,6 +244,9 @@ def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> N
     assert {name: columns.get(name) for name in expected} == expected
     assert sql_types(cloud, f"SELECT purchase_date, quantity, item_price, is_business_order, asin FROM {table}_orders",
                      "amci_local_adtech_sp_report") == ["timestamp", "bigint", "double", "boolean", "varchar"]
+    for database, name in (("amci_local_adtech_ads_report", table), ("amci_local_adtech_sp_report", f"{table}_orders"),
+                           ("amci_local_adtech_sp_report", f"{table}_salesandtrafficbydate")):
+        assert analyst_grants(cloud, database, name) == ["DESCRIBE", "SELECT"], name
 
 
 def test_a_malformed_file_is_quarantined_while_the_others_of_its_batch_land(cloud: LocalCloud, inbox: Inbox) -> None:

@@ -41,7 +41,8 @@ _TO_GLUE = {pa.int64(): "bigint", pa.float64(): "double", pa.bool_(): "boolean",
             pa.date32(): "date", TIMESTAMP: "timestamp"}
 _FROM_GLUE = {"bigint": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string(),
               "date": pa.date32(), "timestamp": TIMESTAMP, "int": pa.int64(), "float": pa.float64()}
-_ARGUMENTS = ("dataset", "run_id", "pipeline_table", "stage_bucket", "status_topic_arn")
+_ARGUMENTS = ("dataset", "run_id", "pipeline_table", "stage_bucket", "status_topic_arn", "analyst_role_arn")
+READER_PERMISSIONS = ["SELECT", "DESCRIBE"]  # what the analyst role gets on every table stage B writes
 BUILTIN_STAGE_B = "builtin:convert"
 _CUSTOM_PACKAGE = "lake_transforms."  # the registry accepts no other (chalicelib/datasets.py ENTRY_POINT)
 BatchTransform = Callable[[pa.RecordBatch, dict[str, Any]], "pa.RecordBatch | pa.Table"]
@@ -54,19 +55,22 @@ class Run:
     pipeline_table: str
     stage_bucket: str
     status_topic_arn: str
+    analyst_role_arn: str
     stage_b: str = BUILTIN_STAGE_B
 
 
 def main(argv: list[str]) -> None:
     named = {"stage_b": argv[argv.index("--stage_b") + 1]} if "--stage_b" in argv else {}
     run = Run(**{name: _argument(argv, name) for name in _ARGUMENTS}, **named)
-    StageB(run, aws.table(run.pipeline_table), aws.client("s3"), aws.client("glue"),
+    StageB(run, aws.table(run.pipeline_table), aws.client("s3"), aws.client("glue"), aws.client("lakeformation"),
            StatusPublisher(aws.client("sns"), run.status_topic_arn)).process()
 
 
 class StageB:
-    def __init__(self, run: Run, pipeline: Any, s3: Any, glue: Any, publisher: StatusPublisher) -> None:
+    def __init__(self, run: Run, pipeline: Any, s3: Any, glue: Any, lakeformation: Any,
+                 publisher: StatusPublisher) -> None:
         self.run, self.pipeline, self.s3, self.glue, self.publisher = run, pipeline, s3, glue, publisher
+        self.lakeformation = lakeformation
         self.totals = {"files": 0, "rows": 0, "bytes": 0, "filtered": 0, "rejected": 0, "quarantined": 0}
         self.transform = _batch_transform(run.stage_b)
 
@@ -114,6 +118,7 @@ class StageB:
             self._quarantine_rows(item, converted)
         _catalog(self.glue, item["database"], table, converted.schema, list(partition), found,
                  f"s3://{self.run.stage_bucket}/{location}")
+        self._grant_readers(item["database"], table)
         if partition:
             _add_partition(self.glue, item["database"], table, partition,
                            f"s3://{self.run.stage_bucket}/{location}{path}")
@@ -184,6 +189,14 @@ class StageB:
         except self.pipeline.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def _grant_readers(self, database: str, table: str) -> None:
+        """The analyst role may read the table, whatever its database (a tenant's, Ads, SP, a custom dataset's):
+        stage B created it, and a table's creator may grant on it in Lake Formation. Granted with every file, as a
+        grant held already is a no-op and a run that died after creating the table has not granted yet."""
+        self.lakeformation.grant_permissions(
+            Principal={"DataLakePrincipalIdentifier": self.run.analyst_role_arn}, Permissions=READER_PERMISSIONS,
+            Resource={"Table": {"DatabaseName": database, "Name": table}})
 
     def _metrics(self) -> None:
         dimensions = [{"Name": "Dataset", "Value": self.run.dataset}]
