@@ -137,6 +137,19 @@ def request_cmd(service: str, body: str, timeout: float, as_json: bool) -> None:
     finish(ask(lambda sdk: sdk.request(service, request), timeout), as_json)
 
 
+@main.command("diagnose")
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--repeat", type=click.IntRange(1, 5), default=1, show_default=True,
+              help="Check this many times (1 to 5), --interval seconds apart.")
+@click.option("--interval", type=click.IntRange(0, 60), default=1, show_default=True)
+@TIMEOUT
+@JSON
+def diagnose_cmd(service: str, repeat: int, interval: int, timeout: float, as_json: bool) -> None:
+    """Check SERVICE end to end (its request queue, state machine, task functions and the status topic) and every
+    resource it is configured to use; exit 1 naming each one that does not answer."""
+    finish(ask(lambda sdk: sdk.diagnose(service, repeat, interval), timeout, f"diagnosing {service}"), as_json)
+
+
 @main.command("status")
 @click.option("--recent-hours", type=click.FloatRange(min=0), default=24, show_default=True,
               help="Failures this recent make the platform troubled (exit 1); older ones are shown, as history.")

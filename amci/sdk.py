@@ -132,6 +132,12 @@ class Insights:
         note = self.platform.ask(service, body, timeout_s or self.timeout_s, waiting)
         return Outcome.of(service, note)
 
+    def diagnose(self, service: str, repeat: int = 1, interval_s: int = 1) -> Outcome:
+        """Run ``service``'s diagnostics, the platform's canary: every resource it is configured to use is checked
+        ``repeat`` times, ``interval_s`` apart, through its request queue, state machine, task functions and the
+        status topic. FAILED names each resource that did not answer."""
+        return self.request(service, {"requestType": "diagnose", "repeat": repeat, "intervalSeconds": interval_s})
+
     def status(self, recent_hours: float = 24) -> dict[str, Any]:
         """The platform's health (what ``amci status`` shows); failures within ``recent_hours`` make it troubled."""
         from amci.status import platform_status

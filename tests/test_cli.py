@@ -22,6 +22,7 @@ from amci.inbox import Inbox
 from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from shared import aws
+from shared.config import SERVICES
 from tests.support import answer, onboard, queue_idle, send, wait_until
 
 AMCI = Path(sys.executable).with_name("amci")
@@ -221,6 +222,24 @@ def test_any_request_is_sent_and_answered(amci: Callable[..., Result], tmp_path:
     assert as_json.exit_code == 0 and json.loads(as_json.output)["details"] == {"schedules": []}
     assert rejected.exit_code == 1 and "customerId: expected a value" in rejected.output
     assert not_json.exit_code == 2 and "not JSON" in not_json.output
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_diagnose_checks_a_service_end_to_end(amci: Callable[..., Result], service: str) -> None:
+    checked = amci("diagnose", service, "--repeat", "2", "--interval", "0", "--json")
+
+    assert checked.exit_code == 0 and set(json.loads(checked.output)) == OUTCOME, checked.output
+    outcome = json.loads(checked.output)
+    assert (outcome["service"], outcome["status"]) == (service, "SUCCEEDED")
+    assert outcome["details"]["remaining"] == 0 and outcome["details"]["checked"] > 0  # twice, every resource
+
+
+def test_diagnose_usage_errors_exit_2(amci: Callable[..., Result]) -> None:
+    unknown = amci("diagnose", "billing")
+    too_many = amci("diagnose", "tenant", "--repeat", "6")
+
+    assert unknown.exit_code == 2 and "'billing' is not one of" in unknown.output
+    assert too_many.exit_code == 2 and "--repeat" in too_many.output and "1<=x<=5" in too_many.output
 
 
 def test_status_shows_queues_work_and_failures(local_up: LocalUp) -> None:
