@@ -315,7 +315,7 @@ def test_a_pre_stage_file_stage_b_cannot_read_is_dead_lettered_after_its_attempt
     s3.delete_object(Bucket=stage_bucket, Key=lost)  # stage B will fail on the second file, after the first
 
     register_weather(cloud, inbox, team)
-    dead = wait_until(lambda: _dead_letters(cloud), 90)  # three attempts on the lost file, then its dead letter
+    dead = [json.loads(m["Body"]) for m in wait_until(lambda: _dead_letters(cloud), 90)]  # after three attempts
     assert "NoSuchKey" in dead[0]["reason"] and dead[0]["preStageKey"] == lost
     wait_until(lambda: not _pending_items(cloud, dataset), 60)  # the third file, freed with the dead letter, lands
     rows = sql(cloud, "SELECT day, COUNT(*) AS n FROM readings GROUP BY day ORDER BY day", database)
@@ -410,11 +410,53 @@ def _pending_items(cloud: LocalCloud, dataset: str) -> list[dict[str, Any]]:
     return [i for i in pipeline_items(cloud, dataset) if i["itemId"].startswith("pending#")]
 
 
-def _dead_letters(cloud: LocalCloud) -> list[dict[str, Any]]:
+def _dead_letters(cloud: LocalCloud, queue: str = "DatalakeStageBDlq") -> list[dict[str, Any]]:
+    """What the stage's dead-letter queue holds, left in place (stage B's bodies are its pending items)."""
     sqs = aws.client("sqs")
-    url = sqs.get_queue_url(QueueName=cloud.outputs["DatalakeStageBDlq"])["QueueUrl"]
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
-    return [json.loads(m["Body"]) for m in messages]
+    url = sqs.get_queue_url(QueueName=cloud.outputs[queue])["QueueUrl"]
+    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+
+
+def test_a_deleted_object_is_recorded_and_its_lake_data_kept(cloud: LocalCloud, inbox: Inbox) -> None:
+    team = f"d{uuid.uuid4().hex[:6]}"
+    register_weather(cloud, inbox, team)
+    [source] = put_readings(cloud, team, {"2026-08-01": b"time,temperature_f,rain_mm\n08:00,40,0\n"})
+    processed(cloud, f"{team}-weather", source)
+    bucket, key = source.removeprefix("s3://").split("/", 1)
+
+    s3 = aws.client("s3")
+    version = s3.head_object(Bucket=bucket, Key=key)["VersionId"]
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=version)  # its only version: the object is gone
+
+    ledger = aws.table(cloud.outputs["DatalakeObjectsTable"])
+    deleted = wait_until(lambda: [i for i in aws.items(ledger.scan) if i["bucket"] == bucket and i["key"] == key
+                                  and i["action"] == "DELETED"], 60)
+    assert [i["status"] for i in deleted] == ["DELETED"]  # recorded and done with: routing did not fail
+    assert sql(cloud, "SELECT COUNT(*) AS n FROM readings", f"amci_local_{team}_weather") == [{"n": "1"}]
+
+
+def test_a_stage_a_dead_letter_is_redriven_through_stage_a(cloud: LocalCloud, inbox: Inbox) -> None:
+    team, sqs = f"r{uuid.uuid4().hex[:6]}", aws.client("sqs")
+    register_weather(cloud, inbox, team)
+    queue = sqs.get_queue_url(QueueName=cloud.outputs["DatalakeStageAQueue"])["QueueUrl"]
+    visibility = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})  # retries in seconds, not 30 min
+    rule = cloud.crashes.add("amci-datalake-local-on_stage_a", "S3.GetObject", times=3)  # every attempt dies
+    try:
+        source = put(cloud.outputs["RawBucket"], f"{team}/weather/oslo/2026-07-01.csv",
+                     b"time,temperature_f,rain_mm\n08:00,40,0\n")
+        dead = wait_until(lambda: [m for m in _dead_letters(cloud, "DatalakeStageADlq")
+                                   if json.loads(m["Body"])["key"] == source.split("/", 3)[3]], 90)
+    finally:
+        cloud.crashes.rules.remove(rule)
+        sqs.set_queue_attributes(QueueUrl=queue, Attributes=visibility)
+    assert rule.crashed == 3 and len(dead) == 1
+
+    note = ask(cloud, inbox, "datalake", {"requestType": "redrive", "stage": "a"})
+
+    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] == 1
+    processed(cloud, f"{team}-weather", source)
+    assert sql(cloud, "SELECT COUNT(*) AS n FROM readings", f"amci_local_{team}_weather") == [{"n": "1"}]
 
 
 def test_a_dataset_whose_transform_cannot_run_is_refused(cloud: LocalCloud, inbox: Inbox) -> None:
