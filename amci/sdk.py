@@ -325,11 +325,29 @@ class Executions:
         body = execution_request(workflow_id, sql, time_window_type, start, end, timezone, parameters, options)
         request_id = uuid.uuid4().hex
         return self._insights.request(
-            "workflow", {"requestId": request_id, "requestType": "createExecution", "customerId": customer_id,
-                         "createExecutionRequest": body},
-            watch=self._insights._status_of("WorkflowRecordsTable", {
-                "customerId": customer_id, "recordId": f"execution#{request_id}"}, "executionStatus"),
+            "workflow", _create_execution(request_id, customer_id, body),
+            watch=self._record(customer_id, request_id, "executionStatus"),
             what=f"{customer_id} {body.get('workflowId') or body['workflow']['workflowId']}")
+
+    def start(self, customer_id: str, workflow_id: str | None = None, *, sql: str | None = None,
+              time_window_type: str | None = None, start: str | None = None, end: str | None = None,
+              timezone: str | None = None, parameters: dict[str, Any] | None = None, **options: Any) -> str:
+        """Start an execution as :meth:`run` does, without waiting for it to finish: its AMC
+        ``workflowExecutionId`` as soon as AMC has it (to :meth:`cancel` it, or follow it with :meth:`get`).
+        Raises RequestFailed when the request was refused."""
+        body = execution_request(workflow_id, sql, time_window_type, start, end, timezone, parameters, options)
+        request_id, platform = uuid.uuid4().hex, self._insights.platform
+        execution_id = self._record(customer_id, request_id, "workflowExecutionId")
+        deadline = time.monotonic() + self._insights.timeout_s
+        with platform.inbox() as inbox:
+            platform.send("workflow", _create_execution(request_id, customer_id, body))
+            while time.monotonic() < deadline:
+                answered = next((n for n in inbox.drain(wait_s=1) if n.body.get("request_id") == request_id), None)
+                if found := execution_id():
+                    return found
+                if answered is not None:  # over before AMC had it: refused
+                    raise RequestFailed(Outcome.of("workflow", answered))
+        raise TimeoutError(f"AMC had not started the execution within {self._insights.timeout_s:.0f}s")
 
     def get(self, customer_id: str, execution_id: str) -> Outcome:
         """AMC's status of execution ``execution_id`` (recorded too)."""
@@ -368,6 +386,16 @@ class Executions:
     def _ask(self, customer_id: str, request_type: str, **fields: Any) -> Outcome:
         return self._insights.request("workflow", {"requestType": request_type, "customerId": customer_id,
                                                    **fields})
+
+    def _record(self, customer_id: str, request_id: str, attribute: str) -> Callable[[], str | None]:
+        """``attribute`` of the execution record of request ``request_id``, as it is when called."""
+        return self._insights._status_of("WorkflowRecordsTable", {"customerId": customer_id,
+                                                                  "recordId": f"execution#{request_id}"}, attribute)
+
+
+def _create_execution(request_id: str, customer_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"requestId": request_id, "requestType": "createExecution", "customerId": customer_id,
+            "createExecutionRequest": body}
 
 
 def execution_request(workflow_id: str | None = None, sql: str | None = None, time_window_type: str | None = None,

@@ -8,6 +8,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from nbclient import NotebookClient
 
 from amci.sdk import Insights
 from local.cloud import ROOT, LocalCloud
+from tests.support import FAST
 
 NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT_S = 360  # above the lake notebook's own five-minute wait for its tables
@@ -109,14 +111,24 @@ def test_tenants_onboards_the_tenant(endpoints_file: Path, insights: Insights, t
     assert record["status"] == "ACTIVE" and record["customerName"] == "Notebook demo brand (renamed)"
 
 
-def test_workflows_runs_an_execution_to_success(endpoints_file: Path, insights: Insights, tenant: str) -> None:
-    notebook = run("03_workflows.ipynb", endpoints_file, AMCI_CUSTOMER_ID=tenant)
+def test_workflows_runs_an_execution_to_success_and_cancels_one(cloud: LocalCloud, endpoints_file: Path,
+                                                                insights: Insights, tenant: str) -> None:
+    # Executions still end at the workflow manager's first poll (5 s), yet run long enough to be cancelled.
+    cloud.sandbox.amc.timings = replace(FAST, running_s=4.0)
+    try:
+        notebook = run("03_workflows.ipynb", endpoints_file, AMCI_CUSTOMER_ID=tenant)
+    finally:
+        cloud.sandbox.amc.timings = replace(FAST)
 
     assert re.search(r"^SUCCEEDED: ", text(notebook, "run"), re.MULTILINE)  # after any progress lines
     assert text(notebook, "adhoc").strip().endswith("SUCCEEDED")
+    cancelled = re.search(r"^SUCCEEDED: execution (\S+) cancelled", text(notebook, "cancel"), re.MULTILINE)
+    assert cancelled, text(notebook, "cancel")
     assert "2 of 2 windows succeeded" in text(notebook, "backfill")
     executions = insights.executions.list(tenant).check().details["executions"]
-    assert [e["executionStatus"] for e in executions if e["workflowId"] == "nb_top_campaigns"] == ["SUCCEEDED"] * 3
+    by_id = {e["workflowExecutionId"]: e["executionStatus"] for e in executions
+             if e["workflowId"] == "nb_top_campaigns"}
+    assert by_id.pop(cancelled.group(1)) == "CANCELLED" and list(by_id.values()) == ["SUCCEEDED"] * 3, executions
     assert insights.executions.schedules(tenant).list().check().details["schedules"] == []  # deleted at the end
 
 
