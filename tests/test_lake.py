@@ -9,6 +9,7 @@ import io
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -59,6 +60,15 @@ def partitions(database: str, table: str) -> list[tuple[list[str], str]]:
     """The table's partitions in the Glue Data Catalog: (values, location) each."""
     pages = aws.client("glue").get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table)
     return sorted((p["Values"], p["StorageDescriptor"]["Location"]) for page in pages for p in page["Partitions"])
+
+
+def metric(dataset: str, name: str) -> float:
+    """The sum of the dataset's metric ``name`` over the last hour, as CloudWatch reports it."""
+    now = datetime.now(UTC)
+    points = aws.client("cloudwatch").get_metric_statistics(
+        Namespace="AMCInsights/DataLake", MetricName=name, Dimensions=[{"Name": "Dataset", "Value": dataset}],
+        StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=1), Period=7200, Statistics=["Sum"])
+    return sum(p["Sum"] for p in points["Datapoints"])
 
 
 def analyst_grants(cloud: LocalCloud, database: str, table: str) -> list[str]:
@@ -179,6 +189,10 @@ def test_a_custom_dataset_needs_no_change_to_the_lake(cloud: LocalCloud, inbox: 
     assert objects[0]["status"] == "QUARANTINED" and "expected <team>/weather" in objects[0]["reason"]
     told = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageA" and bad in n.body["summary"], 30)
     assert told.attributes["status"] == "REJECTED" and "expected <team>/weather" in told.body["summary"]
+    counts = wait_until(lambda: (counted := {name: metric(f"{team}-weather", name) for name in (
+        "Objects", "ObjectsQuarantined", "Files", "Rows", "Bytes")})["Objects"] == 2 and counted, 30)
+    assert counts["ObjectsQuarantined"] == 1 and counts["Files"] == 1 and counts["Rows"] == 2
+    assert counts["Bytes"] == int(processed(cloud, f"{team}-weather", good)[0]["bytesWritten"])
 
 
 def _file_records(cloud: LocalCloud, dataset: str, source: str) -> list[dict[str, Any]]:
@@ -247,6 +261,22 @@ def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> N
     for database, name in (("amci_local_adtech_ads_report", table), ("amci_local_adtech_sp_report", f"{table}_orders"),
                            ("amci_local_adtech_sp_report", f"{table}_salesandtrafficbydate")):
         assert analyst_grants(cloud, database, name) == ["DESCRIBE", "SELECT"], name
+
+
+def test_an_sp_report_specification_is_kept_whole_on_its_table(cloud: LocalCloud, inbox: Inbox) -> None:
+    table = f"spec{uuid.uuid4().hex[:6]}"
+    specification = {"reportType": "GET_SALES_AND_TRAFFIC_REPORT", "reportOptions": {"dateGranularity": "DAY"},
+                     "marketplaceIds": [f"MARKETPLACE{n:05d}" for n in range(300)]}  # ~5 KB: beyond S3 metadata
+    source = put(cloud.outputs["ReportsBucket"], f"adtech/sp_report/{table}/report_date=2026-11-20/report-1.json",
+                 json.dumps({"reportSpecification": specification, "salesAndTrafficByDate": [
+                     {"date": "2026-11-20", "sales": {"units": 3}}]}).encode())
+
+    processed(cloud, "adtech-sp_report", source)
+
+    found = aws.client("glue").get_table(DatabaseName="amci_local_adtech_sp_report",
+                                         Name=f"{table}_salesandtrafficbydate")["Table"]
+    assert json.loads(found["Parameters"]["report_specification"]) == specification
+    assert found["Parameters"]["classification"] == "parquet"
 
 
 def test_a_malformed_file_is_quarantined_while_the_others_of_its_batch_land(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -353,6 +383,7 @@ def test_a_stage_b_run_that_crashes_midway_yields_after_redelivery_what_a_clean_
     runs = _runs(cloud, f"{crashed}-weather")
     assert sorted(r["status"] for r in runs) == ["FAILED", "SUCCEEDED"]  # the crash, then the redelivery
     assert "crashed after Glue.BatchCreatePartition" in next(r for r in runs if r["status"] == "FAILED")["reason"]
+    assert (metric(f"{crashed}-weather", "RunsFailed"), metric(f"{clean}-weather", "RunsFailed")) == (1, 0)
     assert _landed(cloud, crashed) == _landed(cloud, clean)
     statement = "SELECT day, time, temperature_c, rain_mm, frost FROM readings ORDER BY day, time"
     assert sql(cloud, statement, f"amci_local_{crashed}_weather") == sql(cloud, statement,

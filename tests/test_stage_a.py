@@ -43,6 +43,15 @@ def test_each_top_level_array_is_its_own_table_with_nested_values_whole() -> Non
     assert json.loads(metadata["report-specification"]) == SPECIFICATION
 
 
+def test_a_long_report_specification_is_kept_whole() -> None:
+    long = {**SPECIFICATION, "marketplaceIds": [f"MARKETPLACE{n:05d}" for n in range(300)]}  # ~5 KB
+
+    tables = split({"reportSpecification": long, "rows": [{"a": 1}]})
+
+    kept = tables["sales_rows"][1]["report-specification"]
+    assert len(kept) > 4000 and json.loads(kept) == long
+
+
 def test_a_document_without_rows_is_skipped_and_a_broken_one_is_malformed() -> None:
     with pytest.raises(stage_a.Skipped, match="no rows"):
         split({"reportSpecification": SPECIFICATION, "salesAndTrafficByDate": []})

@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 PENDING, CLAIMED = "PENDING", "CLAIMED"
 MAX_ATTEMPTS = 3
 HISTORY_S = 90 * 24 * 3600  # object and run records expire after this
+METRICS = "AMCInsights/DataLake"
 UPLOAD_PART = 8 * 1024 * 1024
+S3_METADATA_BYTES = 2048  # user metadata, keys and values together
 _FAILED_RUN = ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED", "NOT_STARTED")
 _UNSTARTED_S = 300  # a claim whose run never started is released after this
 
@@ -140,15 +142,16 @@ def _pre_staged(pre: stage_a.PreStaged | dict[str, Any]) -> stage_a.PreStaged:
 def _stage(pre: stage_a.PreStaged, dataset: Dataset, message: dict[str, Any], source: stage_a.Source, lake: Lake,
            s3: Any, pipeline: Any) -> str:
     key = pre.key(dataset.team, dataset.name)
-    metadata = {**pre.metadata, "source": source.uri, "source-version": source.version_id}
+    metadata = {"source": source.uri, "source-version": source.version_id, **pre.metadata}  # first: they fit
     # Buffered in parts: s3transfer then uploads part by part (a raw stream's short reads would make it read all).
     stream = stage_a.readable(pre.chunks, UPLOAD_PART)
-    s3.upload_fileobj(stream, lake.stage_bucket, key, ExtraArgs={"Metadata": _ascii(metadata)},
+    s3.upload_fileobj(stream, lake.stage_bucket, key, ExtraArgs={"Metadata": _headers(metadata)},
                       Config=TransferConfig(multipart_chunksize=UPLOAD_PART))
     pipeline.put_item(Item={
         "dataset": dataset.key, "itemId": f"pending#{key}", "status": PENDING, "preStageKey": key, "table": pre.table,
         "partition": [[k, v] for k, v in pre.partition.items()],  # a list: DynamoDB maps keep no order
         "format": pre.file_format, "database": message["database"], "source": source.uri,
+        "metadata": {k: str(v) for k, v in pre.metadata.items()},  # whole, for stage B
         "enqueuedAt": int(time.time()), "staging": uuid.uuid4().hex, "attempts": 0})
     return key
 
@@ -160,7 +163,16 @@ def _record_object(pipeline: Any, dataset: Dataset, source: stage_a.Source, stat
                             "status": status, "reason": reason, "staged": list(staged), "size": source.size,
                             "updatedAt": now, "expiresAt": now + HISTORY_S})
     log.info("stage A", extra={"dataset": dataset.key, "source": source.uri, "status": status, "reason": reason})
+    put_metrics(dataset.key, {"Objects": 1, "ObjectsQuarantined": int(status == "QUARANTINED")})
     return status
+
+
+def put_metrics(dataset: str, counts: dict[str, int]) -> None:
+    """Counts of the dataset's pipeline as CloudWatch metrics (``AMCInsights/DataLake``, dimension ``Dataset``);
+    stage B adds its own per run (files, rows, bytes...)."""
+    aws.client("cloudwatch").put_metric_data(Namespace=METRICS, MetricData=[
+        {"MetricName": name, "Dimensions": [{"Name": "Dataset", "Value": dataset}], "Value": value, "Unit": "Count"}
+        for name, value in counts.items()])
 
 
 # -- batching -------------------------------------------------------------------------------------------------
@@ -246,6 +258,7 @@ def _release_failed(lake: Lake, dataset: Dataset, items: list[dict[str, Any]], p
                              UpdateExpression="SET #s = :state, reason = :why",
                              ExpressionAttributeNames={"#s": "status"},
                              ExpressionAttributeValues={":state": state, ":why": reason[:500]})
+        put_metrics(dataset.key, {"RunsFailed": 1})
 
 
 def _release(pipeline: Any, item: dict[str, Any], run_id: str, attempts: int) -> None:
@@ -272,6 +285,15 @@ def _run_state(pipeline: Any, glue: Any, lake: Lake, dataset: str, run_id: str,
 # -- helpers --------------------------------------------------------------------------------------------------
 
 
-def _ascii(metadata: dict[str, str]) -> dict[str, str]:
-    """S3 user metadata travels in HTTP headers: ASCII only."""
-    return {k: str(v).encode("ascii", "replace").decode() for k, v in metadata.items() if v is not None}
+def _headers(metadata: dict[str, str]) -> dict[str, str]:
+    """S3 user metadata travels in HTTP headers: ASCII only, 2 KB in all. What does not fit is left out (the
+    pending item keeps it whole)."""
+    kept, size = {}, 0
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        text = str(value).encode("ascii", "replace").decode()
+        if size + len(key) + len(text) > S3_METADATA_BYTES:
+            continue
+        kept[key], size = text, size + len(key) + len(text)
+    return kept

@@ -12,7 +12,8 @@ Built-in transforms (the registry names them ``builtin:<name>``):
                gzip'd JSON array becomes NDJSON (one object a line), partition ``report_date``.
 ``sp_report``  Selling Partner reports, ``adtech/sp_report/<table>/report_date=<day>/report-<id>.<json|tsv>[.gz]``:
                a flat file passes as TSV; a JSON document's top-level arrays each become a table
-               ``<table>_<array>`` of NDJSON, its ``reportSpecification`` kept as metadata.
+               ``<table>_<array>`` of NDJSON, its ``reportSpecification`` kept whole as metadata (stage B makes it
+               the table's ``report_specification`` parameter).
 
 A custom dataset's transform has the same signature as these: ``(body, source) -> Iterable[PreStaged]``. Output
 names are stable (the source's name), so a replay overwrites rather than adds.
@@ -223,7 +224,7 @@ def _json_document(body: IO[bytes], file_name: str, table: str, partition: dict[
         if not spools:
             raise Skipped("a report with no rows")
         if specification is not None:
-            metadata = {**metadata, "report-specification": json.dumps(specification, separators=(",", ":"))[:1500]}
+            metadata = {**metadata, "report-specification": json.dumps(specification, separators=(",", ":"))}
         for name, spool in spools.items():
             spool.seek(0)
             yield PreStaged(f"{table}_{normalise_name(name)}", partition, stem, "ndjson", _chunks(spool), metadata)

@@ -117,7 +117,7 @@ class StageB:
         if converted.rows_rejected:
             self._quarantine_rows(item, converted)
         _catalog(self.glue, item["database"], table, converted.schema, list(partition), found,
-                 f"s3://{self.run.stage_bucket}/{location}")
+                 f"s3://{self.run.stage_bucket}/{location}", _table_parameters(item.get("metadata", {})))
         self._grant_readers(item["database"], table)
         if partition:
             _add_partition(self.glue, item["database"], table, partition,
@@ -284,28 +284,35 @@ def _schema(table: dict[str, Any] | None) -> pa.Schema | None:
 
 
 def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_keys: list[str],
-             current: dict[str, Any] | None, location: str) -> None:
-    """Create the table, or add the columns it lacks (existing columns and their types are kept)."""
+             current: dict[str, Any] | None, location: str, parameters: dict[str, str]) -> None:
+    """Create the table, or add the columns it lacks (existing columns and their types are kept); ``parameters``
+    (the latest file's, e.g. its report specification) are set on it."""
     columns = [{"Name": f.name, "Type": _TO_GLUE.get(f.type, "string")} for f in schema if f.name not in partition_keys]
     if current is not None:
         known = {c["Name"] for c in current["StorageDescriptor"]["Columns"]}
         added = [c for c in columns if c["Name"] not in known]
-        if not added:
+        merged = {**current.get("Parameters", {}), **parameters}
+        if not added and merged == current.get("Parameters", {}):
             return
         descriptor = {**current["StorageDescriptor"], "Columns": current["StorageDescriptor"]["Columns"] + added}
         glue.update_table(DatabaseName=database, TableInput={
-            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": current.get("Parameters", {}),
+            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": merged,
             "PartitionKeys": current.get("PartitionKeys", []), "StorageDescriptor": descriptor})
         return
     with contextlib.suppress(glue.exceptions.AlreadyExistsException):
         glue.create_database(DatabaseInput={"Name": database})
     try:
         glue.create_table(DatabaseName=database, TableInput={
-            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet"},
+            "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": {"classification": "parquet", **parameters},
             "PartitionKeys": [{"Name": k, "Type": "string"} for k in partition_keys],
             "StorageDescriptor": {"Columns": columns, "Location": location, **_PARQUET}})
     except glue.exceptions.AlreadyExistsException:  # made meanwhile by another run: widen it instead
-        _catalog(glue, database, table, schema, partition_keys, _table(glue, database, table), location)
+        _catalog(glue, database, table, schema, partition_keys, _table(glue, database, table), location, parameters)
+
+
+def _table_parameters(metadata: dict[str, str]) -> dict[str, str]:
+    """The file's metadata that describes its table: an SP report's specification, whole."""
+    return {"report_specification": metadata["report-specification"]} if "report-specification" in metadata else {}
 
 
 def _add_partition(glue: Any, database: str, table: str, partition: dict[str, str], location: str) -> None:
