@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 import uuid
 from dataclasses import replace
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from amci.inbox import Inbox
 from local.cloud import LocalCloud
@@ -125,6 +127,19 @@ def test_a_failed_report_is_notified_with_amazons_reason(cloud: LocalCloud, inbo
     assert note.attributes["status"] == "FAILED"
     assert "Report generation failed" in note.body["summary"]
     assert note.body["details"]["apiStatus"] == "FAILED" and note.body["details"]["s3Uri"] is None
+
+
+def test_a_fault_outcome_amazon_ads_cannot_produce_is_refused(cloud: LocalCloud, faults: Faults) -> None:
+    expected = "outcome: ads createReport can end FAILED, not 'CANCELLED'"  # Amazon's reports COMPLETE or FAIL
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        faults.add("ads", "createReport", outcome="CANCELLED")
+    with pytest.raises(ValueError, match="outcome: ads getReport creates nothing a fault can end"):
+        faults.add("ads", "getReport", outcome="FAILED")
+    refused = requests.post(f"{cloud.sandbox.endpoints['admin']}/faults", timeout=10,
+                            json={"api": "ads", "operation": "createReport", "outcome": "CANCELLED"})
+
+    assert refused.status_code == 400 and refused.json()["message"] == expected
+    assert faults.describe() == []  # none was added
 
 
 def test_throttling_server_errors_and_lost_responses_still_make_one_report(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -127,6 +128,21 @@ def test_a_cancelled_report_is_no_data_not_an_error(cloud: LocalCloud, inbox: In
     assert "no data" in note.body["summary"] and note.body["details"]["s3Uri"] is None
     assert note.body["details"]["apiStatus"] == "CANCELLED"
     assert sandbox_report(cloud, note.body["details"]["reportId"]).status == "CANCELLED"
+
+
+def test_a_done_outcome_makes_the_report_amazon_would_cancel(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
+    faults.add("sp", "createReport", outcome="DONE", times=1)
+    note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago=900), timeout_s=60)  # older than two years
+
+    assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
+    assert sandbox_report(cloud, note.body["details"]["reportId"]).status == "DONE"
+
+
+def test_a_fault_outcome_sp_cannot_produce_is_refused(faults: Faults) -> None:
+    with pytest.raises(ValueError, match=re.escape(
+            "outcome: sp createReport can end DONE or FATAL or CANCELLED, not 'REJECTED'")):
+        faults.add("sp", "createReport", outcome="REJECTED")  # Reports have no REJECTED: a refusal is a 400
+    assert faults.describe() == []
 
 
 def test_amazon_refusing_the_report_is_a_rejection_with_its_message(cloud: LocalCloud, inbox: Inbox) -> None:

@@ -42,7 +42,11 @@ class AdminApi:
         rule = request.get_json(silent=True)
         if not isinstance(rule, dict) or "api" not in rule or set(rule) - _FAULT_FIELDS:
             raise SandboxError(400, f"expected a JSON object with 'api' and any of {sorted(_FAULT_FIELDS)}")
-        return Reply(asdict(self.sandbox.faults.add(**rule)), status=201)
+        try:
+            added = self.sandbox.faults.add(**rule)
+        except ValueError as refused:  # an outcome the operation cannot end with
+            raise SandboxError(400, str(refused)) from None
+        return Reply(asdict(added), status=201)
 
     def clear_faults(self, request: Request) -> Reply:
         self.sandbox.faults.clear()

@@ -1,6 +1,9 @@
-"""Fault injection: rules that make the sandbox answer an operation with an error, slowly, or with a failed
+"""Fault injection: rules that make the sandbox answer an operation with an error, slowly, or with a forced
 outcome, for a number of calls or a length of time. Set them from Python (``sandbox.faults.add(...)``) or over
-HTTP (``POST /_sandbox/faults``)."""
+HTTP (``POST /_sandbox/faults``).
+
+An outcome is one the API itself can end the created thing with: each API declares them (:meth:`Faults.produces`),
+and a rule asking for another is refused when it is added, rather than turned into something else."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ class FaultRule:
 
     ``status``: answer with this HTTP status and the API's own error body (429 with ``retry_after`` seconds in a
     ``Retry-After`` header when given). ``delay_s``: wait this long before answering (slow responses, timeouts).
-    ``outcome``: the created resource ends with this status (``FAILED``, ``REJECTED``, ``FATAL``, ``CANCELLED``).
+    ``outcome``: what the created resource ends with, among those its API declares (Ads createReport: FAILED; SP
+    createReport: DONE, FATAL, CANCELLED; AMC createWorkflowExecution: FAILED, REJECTED).
     ``times``: apply to this many calls (None: every call). ``seconds``: apply for this long (an outage).
     """
 
@@ -45,10 +49,18 @@ class Faults:
 
     def __init__(self) -> None:
         self._rules: list[FaultRule] = []
+        self._outcomes: dict[tuple[str, str], tuple[str, ...]] = {}  # (api, operation) -> what it can end with
         self._lock = threading.Lock()
 
+    def produces(self, api: str, operation: str, outcomes: tuple[str, ...]) -> None:
+        """Declare the outcomes a fault may force on what ``api``'s ``operation`` creates."""
+        self._outcomes[(api, operation)] = outcomes
+
     def add(self, api: str, operation: str = "*", **options: Any) -> FaultRule:
+        """Add a rule; ValueError naming ``outcome`` when the operation cannot end with it."""
         rule = FaultRule(api=api, operation=operation, **options)
+        if rule.outcome is not None:
+            self._check_outcome(api, operation, rule.outcome)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -73,6 +85,14 @@ class Faults:
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(rule) for rule in self._rules if rule.active()]
+
+    def _check_outcome(self, api: str, operation: str, outcome: str) -> None:
+        allowed = self._outcomes.get((api, operation))
+        if allowed is None:
+            known = "; ".join(f"{a} {o}" for a, o in self._outcomes)
+            raise ValueError(f"outcome: {api} {operation} creates nothing a fault can end (outcomes apply to: {known})")
+        if outcome not in allowed:
+            raise ValueError(f"outcome: {api} {operation} can end {' or '.join(allowed)}, not {outcome!r}")
 
     def _take(self, api: str, operation: str, kind: Any) -> FaultRule | None:
         with self._lock:

@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request
 
-from local.sandbox.ads.state import COMPLETED, FAILED, FAILURE_REASON, AdsError, AdsState, Profile, Report, Timings
+from local.sandbox.ads.state import (
+    COMPLETED,
+    FAILED,
+    FAILURE_REASON,
+    FAULT_OUTCOMES,
+    AdsError,
+    AdsState,
+    Profile,
+    Report,
+    Timings,
+)
 from local.sandbox.auth import authorized_client
 from local.sandbox.http import Reply, SandboxError
 from shared.amazon.regions import MARKETPLACES
@@ -66,6 +76,7 @@ class AdsApi:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.state = AdsState(sandbox.files)
+        sandbox.faults.produces(self.name, "createReport", FAULT_OUTCOMES)
         for profile in demo_profiles(sandbox.account):
             self.state.add_profile(profile)
         self._profile_ids = itertools.count(int(sandbox.account.profile_id) + 100)

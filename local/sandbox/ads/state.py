@@ -25,6 +25,7 @@ from shared.amazon.ads import REPORT_TYPES, ReportType
 
 PENDING, PROCESSING, COMPLETED, FAILED = "PENDING", "PROCESSING", "COMPLETED", "FAILED"
 _ORDER = {PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2}
+FAULT_OUTCOMES = (FAILED,)  # what a fault can make of a report: Amazon's reports end COMPLETED or FAILED
 FAILURE_REASON = "Report generation failed due to an internal error. Please retry"
 EXACT_SIZE_MAX_ROWS = 100_000  # fileSize is worked out (by generating the file once) up to this many rows
 REPORT_CONTENT_TYPE = "application/octet-stream"  # what the report bucket serves a .json.gz with
@@ -163,7 +164,8 @@ class AdsState:
     def create_report(self, profile: Profile, body: Any, outcome: Callable[[], str | None]) -> Report:
         """A new PENDING report; 400 when the request is invalid, 425 when an identical one is still running.
 
-        ``outcome`` is asked only when the report is created: a FAILED there makes the report fail."""
+        ``outcome`` is asked only when the report is created: FAILED (a fault's; see FAULT_OUTCOMES) makes the
+        report fail, None lets it complete."""
         start, end, configuration = validate(body, self._today())
         identity = json.dumps([profile.profile_id, str(start), str(end), configuration], sort_keys=True)
         with self._lock:
@@ -173,7 +175,7 @@ class AdsState:
             now = self.clock()
             report = Report(str(uuid.uuid4()), profile.profile_id, body.get("name"), start, end, configuration,
                             identity, self._spec(profile, start, end, configuration, identity),
-                            FAILED if outcome() == FAILED else COMPLETED, created_at=now, updated_at=now)
+                            outcome() or COMPLETED, created_at=now, updated_at=now)
             self.reports[report.report_id] = report
             return report
 

@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from werkzeug.wrappers import Request
 
 from local.sandbox.amc import data
-from local.sandbox.amc.state import AmcError, AmcState, AmcTimings, Delivery, Execution, Instance, iso
+from local.sandbox.amc.state import FAULT_OUTCOMES, AmcError, AmcState, AmcTimings, Delivery, Execution, Instance, iso
 from local.sandbox.auth import authorized_client
 from local.sandbox.http import Reply, SandboxError
 
@@ -74,6 +74,7 @@ class AmcApi:
         self.result_rows: int | None = None  # rows per result file; None: 12-30, chosen from the query
         self.state = AmcState(AmcTimings(), deliver=self._deliver,
                               outcome=lambda: sandbox.faults.take_outcome("amc", "createWorkflowExecution"))
+        sandbox.faults.produces("amc", "createWorkflowExecution", FAULT_OUTCOMES)
         account = sandbox.account
         self.register_instance(account.amc_instance_id, account.advertiser_id, account.marketplace_id)
         self._ticker: threading.Thread | None = None

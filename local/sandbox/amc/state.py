@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from local.sandbox.errors import SandboxError
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "CANCELLED"})
+FAULT_OUTCOMES = ("FAILED", "REJECTED")  # what a fault can make of an execution (routes.py declares them)
 TIME_WINDOW_TYPES = ("EXPLICIT", "MOST_RECENT_DAY", "MOST_RECENT_WEEK", "CURRENT_MONTH", "PREVIOUS_MONTH")
 DEFAULT_TIMEOUT_S = 21600
 EXPIRY_S = 24 * 3600
@@ -240,7 +241,7 @@ class AmcState:
                                   "workflowId" in body, request, now, timings.pending_s, timings.running_s,
                                   timings.publishing_s)
             outcome = self._outcome()
-            if outcome in ("FAILED", "REJECTED"):
+            if outcome is not None:  # one of FAULT_OUTCOMES
                 execution.outcome = outcome
                 execution.reason = (REJECTED_REASON.format(execution=execution.execution_id,
                                                            workflow=execution.workflow_id)

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request
 from local.sandbox.auth import authorized_client
 from local.sandbox.http import Reply, SandboxError
 from local.sandbox.sp.state import (
+    OUTCOMES,
     STATUSES,
     ReportsQuery,
     SpError,
@@ -49,6 +50,7 @@ class SpApi:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.state = SpState(sandbox.files, lambda: sandbox.faults.take_outcome(self.name, "createReport"))
+        sandbox.faults.produces(self.name, "createReport", OUTCOMES)
 
     @property
     def limits(self) -> dict[str, tuple[float, float]]:

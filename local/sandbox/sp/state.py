@@ -2,9 +2,9 @@
 limits. Plain Python, named after the API's operations; ``routes.py`` serves it over HTTP.
 
 A report's status is computed from the clock when it is read: IN_QUEUE for ``timings.queued_s``, IN_PROGRESS
-for ``timings.processing_s``, then its outcome (DONE, or FATAL or CANCELLED when a fault says so, CANCELLED for a
-Sales and Traffic report starting more than two years ago); a status once reached is kept, whatever the timings
-become. Reports are kept ``timings.retention_days``.
+for ``timings.processing_s``, then its outcome: the one a fault forces (DONE, FATAL or CANCELLED), else CANCELLED
+for a Sales and Traffic report starting more than two years ago, else DONE; a status once reached is kept, whatever
+the timings become. Reports are kept ``timings.retention_days``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from shared.amazon.sp import DOCUMENTED_LIMITS, TokenBucket
 
 IN_QUEUE, IN_PROGRESS, DONE, CANCELLED, FATAL = "IN_QUEUE", "IN_PROGRESS", "DONE", "CANCELLED", "FATAL"
 STATUSES = (CANCELLED, DONE, FATAL, IN_PROGRESS, IN_QUEUE)
-OUTCOMES = (DONE, FATAL, CANCELLED)
+OUTCOMES = (DONE, FATAL, CANCELLED)  # a report's end, which a fault may also force (routes.py declares them)
 GRANULARITIES = {"dateGranularity": ("DAY", "WEEK", "MONTH"), "asinGranularity": ("PARENT", "CHILD", "SKU")}
 FAULT_REASON = "The report could not be generated: processing failed (fault injected in the sandbox)."
 ONE_MARKETPLACE = ("Report rejected for this client. Multiple marketplaces were provided for this report type that "
@@ -136,8 +136,7 @@ class SpState:
             outcome = CANCELLED if _too_old(request, self.clock()) else DONE
         with self._lock:
             self._forget_expired()
-            report = StoredReport(str(next(self._ids)), region, client, request, self.clock(),
-                                  outcome if outcome in OUTCOMES else FATAL)
+            report = StoredReport(str(next(self._ids)), region, client, request, self.clock(), outcome)
             self.reports[(region, client, report.report_id)] = report
         return report.report_id
 
