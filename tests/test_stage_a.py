@@ -6,11 +6,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from lake_transforms.weather import stage_a as stage_a_weather
 from tests.support import app_module
 
 stage_a = app_module("datalake/chalicelib/stage_a.py")
@@ -119,3 +121,46 @@ def test_a_file_that_is_not_a_csv_result_is_skipped() -> None:
 def test_a_result_whose_name_has_no_timestamp_is_malformed() -> None:
     with pytest.raises(stage_a.Malformed, match=r"file name 'top\.csv'"):
         amc("workflow=top/schedule=daily/top.csv")
+
+
+# -- custom transforms: their ValueError is a data error, anything else a bug ------------------------------------
+
+def weather(key: str, body: bytes) -> list[bytes]:
+    """The example custom dataset's stage A (lake_transforms/weather.py) as the pipeline runs it."""
+    source = stage_a.Source("raw", key, "v1", None, datetime.now(UTC), len(body))
+    return [b"".join(out.chunks) for out in stage_a.custom(stage_a_weather)(io.BytesIO(body), source)]
+
+
+def test_a_custom_transform_yields_pre_stage_files_from_its_dicts() -> None:
+    [content] = weather("ops/weather/oslo/2026-11-01.csv", b"time,temperature_f,rain_mm\n08:00,50,1\n")
+
+    assert content == b"station,time,temperature_c,rain_mm\noslo,08:00,10.0,1\n"
+
+
+@pytest.mark.parametrize(("key", "body", "reason"), [
+    ("ops/weather/oslo/notes.txt", b"", "ValueError: expected <team>/weather"),  # raised before its first file
+    ("ops/weather/oslo/2026-11-01.csv", b"when,temp\n", "ValueError: expected the header"),  # while read
+    ("ops/weather/oslo/2026-11-01.csv", b"time,temperature_f,rain_mm\n08:00,warm,1\n", "ValueError: could not"),
+])
+def test_a_custom_transform_s_value_error_makes_the_object_malformed(key: str, body: bytes, reason: str) -> None:
+    with pytest.raises(stage_a.Malformed, match=f"^{re.escape(reason)}") as raised:
+        weather(key, body)
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_any_other_error_of_a_custom_transform_stays_itself_to_be_retried() -> None:
+    settings: dict[str, str] = {}
+
+    def content() -> Any:
+        yield settings["delimiter"].encode()  # a bug: KeyError while its content is read
+
+    def broken(body: Any, source: Any) -> Any:
+        yield {"table": "t", "partition": {}, "name": "n", "file_format": "csv", "chunks": content()}
+        yield {"table": settings["second"]}  # a bug: KeyError while yielding
+
+    source = stage_a.Source("raw", "ops/x/y.csv", "v1", None, datetime.now(UTC), 0)
+    files = iter(stage_a.custom(broken)(io.BytesIO(b""), source))
+    with pytest.raises(KeyError, match="delimiter"):
+        b"".join(next(files).chunks)
+    with pytest.raises(KeyError, match="second"):
+        next(files)

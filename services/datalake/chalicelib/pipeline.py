@@ -114,12 +114,12 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
                             found.get("Metadata", {}))
     transform = _transform(dataset)
     try:
-        staged = [_stage(_pre_staged(pre), dataset, message, source, lake, s3, pipeline)
+        staged = [_stage(pre, dataset, message, source, lake, s3, pipeline)
                   for pre in transform(found["Body"], source)]
     except stage_a.Skipped as skipped:
         return _record_object(pipeline, dataset, source, "SKIPPED", str(skipped))
-    except (stage_a.Malformed, ValueError) as malformed:  # a custom transform says so with a ValueError
-        reason = f"{type(malformed).__name__}: {malformed}"
+    except stage_a.Malformed as malformed:  # the data is wrong; any other error is retried (then dead-lettered)
+        reason = str(malformed) if malformed.__cause__ else f"Malformed: {malformed}"
         publisher.publish(StatusMessage(
             service="datalake", request_type="stageA", status=Status.REJECTED,
             summary=f"{source.uri} was not taken into the lake: {reason}",
@@ -131,12 +131,7 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
 
 def _transform(dataset: Dataset) -> stage_a.Transform:
     kind, _, name = dataset.stage_a.partition(":")
-    return stage_a.BUILTIN[name] if kind == "builtin" else entry_point(dataset.stage_a)  # type: ignore[no-any-return]
-
-
-def _pre_staged(pre: stage_a.PreStaged | dict[str, Any]) -> stage_a.PreStaged:
-    """Custom transforms may yield the PreStaged fields as a dict (they need not import the app's modules)."""
-    return pre if isinstance(pre, stage_a.PreStaged) else stage_a.PreStaged(**pre)
+    return stage_a.BUILTIN[name] if kind == "builtin" else stage_a.custom(entry_point(dataset.stage_a))
 
 
 def _stage(pre: stage_a.PreStaged, dataset: Dataset, message: dict[str, Any], source: stage_a.Source, lake: Lake,

@@ -15,8 +15,9 @@ Built-in transforms (the registry names them ``builtin:<name>``):
                ``<table>_<array>`` of NDJSON, its ``reportSpecification`` kept whole as metadata (stage B makes it
                the table's ``report_specification`` parameter).
 
-A custom dataset's transform has the same signature as these: ``(body, source) -> Iterable[PreStaged]``. Output
-names are stable (the source's name), so a replay overwrites rather than adds.
+A custom dataset's transform has the same signature as these: ``(body, source) -> Iterable[PreStaged]``, run
+through :func:`custom` (its ``ValueError`` quarantines the object). Output names are stable (the source's name), so
+a replay overwrites rather than adds.
 """
 
 from __future__ import annotations
@@ -135,7 +136,34 @@ def sp_report(body: IO[bytes], source: Source) -> Iterator[PreStaged]:
 BUILTIN: dict[str, Transform] = {"amc_csv": amc_csv, "ads_json": ads_json, "sp_report": sp_report}
 
 
+def custom(transform: Callable[[IO[bytes], Source], Iterable[Any]]) -> Transform:
+    """A custom dataset's transform as the pipeline runs it. It says its data is wrong with a ``ValueError`` (it need
+    not import this module), while yielding or while its content is read: that becomes :class:`Malformed` (the
+    object is quarantined); any other error stays what it is (the message is retried). It may yield the
+    :class:`PreStaged` fields as a dict."""
+    def run(body: IO[bytes], source: Source) -> Iterator[PreStaged]:
+        with _data_errors():
+            for out in transform(body, source):
+                pre = out if isinstance(out, PreStaged) else PreStaged(**out)
+                yield PreStaged(pre.table, pre.partition, pre.name, pre.file_format, _guarded(pre.chunks),
+                                pre.metadata)
+    return run
+
+
 # -- helpers ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _data_errors() -> Iterator[None]:
+    try:
+        yield
+    except ValueError as wrong:
+        raise Malformed(f"{type(wrong).__name__}: {wrong}") from wrong
+
+
+def _guarded(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    with _data_errors():
+        yield from chunks
 
 
 def _report_key(source: Source) -> re.Match[str]:
