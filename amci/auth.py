@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from amci.platform import Platform
+from shared.amazon import errors as amazon_errors
 from shared.amazon.errors import AuthorizationFailed
 from shared.amazon.http import AmazonHttp, Deadline
 from shared.amazon.lwa import CredentialStore, request_tokens
@@ -136,7 +137,7 @@ class Auth:
         store = CredentialStore(self._secrets, self.secret_name(auth_id))
         try:
             credentials = store.load()
-        except self._secrets.exceptions.ResourceNotFoundException:
+        except amazon_errors.NoCredentials:
             raise NoCredentials(f"no credential set {auth_id!r} (secret {store.secret_id}): onboard it with "
                                 "`amci auth url` and `amci auth store`, or `amci auth add`") from None
         except AuthorizationFailed as exc:

@@ -158,7 +158,7 @@ def test_amazon_refusing_the_report_is_a_rejection_with_its_message(cloud: Local
 
 
 @pytest.mark.parametrize(("credentials", "error"), [("revoked", "AuthorizationFailed"),
-                                                    ("unknown", "can't find the specified secret")])
+                                                    ("unknown", "store the credentials first (amci auth)")])
 def test_credentials_that_do_not_work_end_in_an_error_notification(cloud: LocalCloud, inbox: Inbox,
                                                                    credentials: str, error: str) -> None:
     auth_id = revoked_credentials() if credentials == "revoked" else f"nobody-{uuid.uuid4().hex[:8]}"

@@ -54,6 +54,10 @@ class AuthorizationFailed(AmazonApiError):
     """Login with Amazon refused the credentials (invalid_grant, invalid_client...)."""
 
 
+class NoCredentials(AuthorizationFailed):
+    """No credentials were ever stored for the credential set (its secret does not exist)."""
+
+
 def for_status(status: int) -> type[AmazonApiError]:
     if status in (401, 403):
         return Unauthorized

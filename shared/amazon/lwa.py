@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.amazon.errors import AmazonApiError, AuthorizationFailed
+from shared.amazon.errors import AmazonApiError, AuthorizationFailed, NoCredentials
 from shared.amazon.http import AmazonHttp, Deadline
 from shared.amazon.regions import Endpoints, Region
 
@@ -74,7 +74,11 @@ class CredentialStore:
                                   f"{attempts} attempts")
 
     def _read(self) -> tuple[dict[str, Any], str]:
-        response = self._secrets.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
+        try:
+            response = self._secrets.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
+        except self._secrets.exceptions.ResourceNotFoundException:  # an authId nobody stored credentials for
+            raise NoCredentials("lwa", "load", f"no secret {self.secret_id}{self._which()}: store the credentials "
+                                "first (amci auth)") from None
         return json.loads(response["SecretString"] or "{}"), response["VersionId"]
 
     def _multi(self, content: Mapping[str, Any]) -> bool:
