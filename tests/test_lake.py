@@ -463,6 +463,9 @@ def test_a_deleted_object_is_recorded_and_its_lake_data_kept(cloud: LocalCloud, 
     deleted = wait_until(lambda: [i for i in aws.items(ledger.scan) if i["bucket"] == bucket and i["key"] == key
                                   and i["action"] == "DELETED"], 60)
     assert [i["status"] for i in deleted] == ["DELETED"]  # recorded and done with: routing did not fail
+    assert int(deleted[0]["expiresAt"]) - int(deleted[0]["receivedAt"]) == 400 * 24 * 3600
+    ttl = aws.client("dynamodb").describe_time_to_live(TableName=cloud.outputs["DatalakeObjectsTable"])
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
     assert sql(cloud, "SELECT COUNT(*) AS n FROM readings", f"amci_local_{team}_weather") == [{"n": "1"}]
 
 
