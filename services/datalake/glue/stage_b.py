@@ -110,7 +110,7 @@ class StageB:
                 context = {"table": table, "partition": dict(partition), "source": item.get("source")}
                 try:
                     converted = _transformed(self.transform, out.name, converted, current, context)
-                except (pa.ArrowException, ValueError, KeyError) as refused:  # the dataset's transform said no
+                except (pa.ArrowException, ValueError) as refused:  # the data is wrong (any other error: retried)
                     self._quarantine_file(item, f"stage B {self.run.stage_b}: {type(refused).__name__}: {refused}")
                     return
             self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
