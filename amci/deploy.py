@@ -18,11 +18,14 @@ too (content-keyed, under ``templates/``), as CloudFormation takes at most 51,20
 A destroy deletes the app stacks, then the platform stack, then the bootstrap stack. The platform's buckets are kept
 (marked ``DeletionPolicy: Retain`` first, by a change set that changes nothing else) and so is the key their objects
 are encrypted with (its deletion, which CloudFormation schedules, cancelled), unless the data is to be deleted too:
-then the buckets are emptied, versions included, and deleted.
+then, once the stack is gone, the buckets' access logging is turned off and each is emptied, versions included, and
+deleted here rather than by CloudFormation: S3 delivers access logs late, so the access-log bucket can receive
+objects after it was emptied, and a bucket delete that finds it not empty empties it again and retries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -526,7 +529,8 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
     for service in services:
         progress.status(f"{service}: recording the platform's outputs, packaging")
         configure_app(service, stage, outputs, sources.services)
-        built = package(service, stage, out_dir, project_dir=sources.services / service)
+        built = package(service, stage, out_dir, project_dir=sources.services / service,
+                        platform_key_arn=outputs.get("PlatformKeyArn"))
         template = packaged_template(s3, bucket, service, stage, built.zip_path, built.template_path, sources)
         results.append(stacks.deploy(app_stack(stage, service), template, {}, IAM, stack_tags(stage, service)))
     if monitoring and all(stacks.describe(app_stack(stage, service)) for service in SERVICES):
@@ -608,7 +612,8 @@ def plan(session: Any, stage: str, *, work_dir: Path, services: Sequence[str] = 
         shutil.copytree(sources.services / service, copy_dir, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
         configure_app(service, stage, outputs, work_dir / "services")
-        built = package(service, stage, work_dir / "packages", project_dir=copy_dir)
+        built = package(service, stage, work_dir / "packages", project_dir=copy_dir,
+                        platform_key_arn=outputs.get("PlatformKeyArn"))
         template = packaged_template(s3, bucket, service, stage, built.zip_path, built.template_path,
                                      Sources(sources.infra, work_dir / "services", sources.shared), upload_code=False)
         results.append(stacks.plan(name, template, {}, IAM, stack_tags(stage, service)))
@@ -641,18 +646,17 @@ def destroy(session: Any, stage: str, *, delete_data: bool = False, sources: Sou
     results += [stacks.delete(app_stack(stage, service)) for service in reversed(SERVICES)]
     buckets, key = data_resources(session, stacks, stage, sources)
     artifact_bucket = stacks.outputs(bootstrap_stack(stage)).get("ArtifactBucket")
-    if delete_data:
-        for bucket in buckets:
-            stacks.progress.status(f"emptying {bucket}")
-            empty_bucket(s3, bucket)
-    elif stacks.describe(platform_stack(stage)):
+    if stacks.describe(platform_stack(stage)):  # kept by CloudFormation even when deleted after: see the docstring
         retained = retain_data(stacks, s3, artifact_bucket, stage)
         if retained:
             results.append(retained)
     results.append(stacks.delete(platform_stack(stage)))
-    if delete_data:  # what CloudFormation did not delete: kept by an earlier destroy, or retained by the template
+    if delete_data:
         for bucket in buckets:
-            delete_bucket(s3, bucket)
+            stop_access_logging(s3, bucket)
+        for bucket in buckets:
+            stacks.progress.status(f"emptying and deleting {bucket}")
+            delete_bucket(s3, bucket, wait_s=poll_s * 4)
         if key:
             schedule_key_deletion(session.client("kms"), key)
     elif key:
@@ -727,11 +731,31 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return count
 
 
-def delete_bucket(s3: Any, bucket: str) -> None:
-    """Empty and delete a bucket, unless it is gone already (CloudFormation deleted it)."""
-    if bucket_exists(s3, bucket):
+def stop_access_logging(s3: Any, bucket: str) -> None:
+    """Turn the bucket's server access logging off (a bucket that is gone has none)."""
+    with contextlib.suppress(s3.exceptions.NoSuchBucket):
+        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})
+
+
+def delete_bucket(s3: Any, bucket: str, attempts: int = 6, wait_s: float = 20.0) -> None:
+    """Empty and delete a bucket, unless it is gone already. A bucket that received objects since it was emptied
+    (access logs S3 delivers late, up to hours after the request) is emptied again, up to ``attempts`` times, ``wait_s``
+    apart."""
+    for attempt in range(1, attempts + 1):
+        if not bucket_exists(s3, bucket):
+            return
         empty_bucket(s3, bucket)
-        s3.delete_bucket(Bucket=bucket)
+        try:
+            s3.delete_bucket(Bucket=bucket)
+            return
+        except s3.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "BucketNotEmpty":
+                raise
+            if attempt == attempts:
+                raise DeployError(f"s3://{bucket} received objects each time it was emptied ({attempts} times)", [
+                    "S3 still delivers access logs to it: from tenants' buckets (offboard them first) or late ones; "
+                    "run the destroy with --delete-data again later"]) from None
+        time.sleep(wait_s)
 
 
 def bucket_exists(s3: Any, bucket: str) -> bool:

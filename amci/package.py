@@ -14,8 +14,9 @@ cannot express.
   in config.json per function and stage: for any stage from one source, that would mean generating files and config
   entries. So config.json tells Chalice not to manage roles (``manage_iam_role: false``; ``iam_role_arn`` says why)
   and the roles are added to ``sam.json`` here, where nothing is generated into the project.
-- checkov's checks that do not apply to these functions (VPC, reserved concurrency, ...) are skipped in each
-  function's ``Metadata``, each with its reason, so that tests/test_templates.py fails on any other finding.
+- checkov's checks that do not apply to these functions (VPC, reserved concurrency, ...) and their log groups (a
+  customer key) are skipped in each resource's ``Metadata``, each with its reason, so that tests/test_templates.py
+  fails on any other finding.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class Package:
         return self.directory / "sam.json"
 
 
-def package(service: str, stage: str, out_dir: Path, project_dir: Path | None = None) -> Package:
-    """Run ``chalice package`` for one app into ``out_dir/<service>``; raise PackagingError on any gap."""
+def package(service: str, stage: str, out_dir: Path, project_dir: Path | None = None,
+            platform_key_arn: str | None = None) -> Package:
+    """Run ``chalice package`` for one app into ``out_dir/<service>``; raise PackagingError on any gap. With
+    ``platform_key_arn`` (the deployed platform's), the functions' policies name that key (``amci/permissions.py``)."""
     project_dir = project_dir or SERVICES_DIR / service
     target = out_dir / service
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
@@ -76,7 +79,7 @@ def package(service: str, stage: str, out_dir: Path, project_dir: Path | None = 
         missing = output.split("Could not install dependencies:", 1)[1].split("You will have to", 1)[0].split()
         raise PackagingError(f"{service}: these dependencies could not be packaged for Lambda: {', '.join(missing)}")
     _report_batch_item_failures(target / "sam.json")
-    _function_roles(target / "sam.json", service, stage, project_dir)
+    _function_roles(target / "sam.json", service, stage, project_dir, platform_key_arn)
     _justify_skipped_checks(target / "sam.json")
     return _verified(service, project_dir, target)
 
@@ -93,7 +96,8 @@ def _one_at_a_time(project_dir: Path) -> Iterator[None]:
         yield
 
 
-def _function_roles(template_path: Path, service: str, stage: str, project_dir: Path) -> None:
+def _function_roles(template_path: Path, service: str, stage: str, project_dir: Path,
+                    platform_key_arn: str | None) -> None:
     """Name each function, and give it a role of its own with its policy; every function must have its
     permissions declared, and every declared function must exist."""
     config = json.loads((project_dir / ".chalice" / "config.json").read_text())
@@ -118,7 +122,8 @@ def _function_roles(template_path: Path, service: str, stage: str, project_dir: 
             raise PackagingError(f"{service}: {logical} has a role from Chalice; set manage_iam_role to false (and "
                                  "iam_role_arn to a note) at the top of .chalice/config.json, as every app does")
         name = permissions.function_name(config["app_name"], stage, names[logical])
-        policy = declared.policy(names[logical], stage, name, traced=properties.get("Tracing") == "Active")
+        policy = declared.policy(names[logical], stage, name, traced=properties.get("Tracing") == "Active",
+                                 platform_key_arn=platform_key_arn)
         role = f"{logical}Role"
         resources[role] = {"Type": "AWS::IAM::Role", "Properties": {
             "AssumeRolePolicyDocument": copy.deepcopy(LAMBDA_TRUST_POLICY),
@@ -155,9 +160,19 @@ _NO_DLQ_NEEDED = {  # CKV_AWS_116, by the function's event sources: a dead-lette
 }
 
 
+_LOG_GROUP_NOT_APPLICABLE = {
+    "CKV_AWS_158": "CloudWatch Logs encrypts every log group at rest with a key of its own; the functions log no "
+                   "secret (tests/conftest.py fails any test during which one is logged), and a customer key would "
+                   "have to admit the Logs service in its policy for nothing more.",
+}
+
+
 def _justify_skipped_checks(template_path: Path) -> None:
     template = json.loads(template_path.read_text())
     for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Logs::LogGroup":  # a function's, from log_retention_in_days in config.json
+            resource.setdefault("Metadata", {}).setdefault("checkov", {})["skip"] = [
+                {"id": check, "comment": why} for check, why in _LOG_GROUP_NOT_APPLICABLE.items()]
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         sources = "+".join(sorted({event["Type"] for event in resource["Properties"].get("Events", {}).values()}))

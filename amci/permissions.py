@@ -18,9 +18,14 @@ What every function needs is added here, not declared by each app:
 - ``WriteOwnLogs``: its own log group, ``/aws/lambda/<function name>`` (the name is ``{app}-{stage}-{function}``,
   as ``chalice deploy`` names it and as the platform's state machines call it);
 - ``Tracing``: X-Ray (which takes no resource but ``*``), only when the function's stage traces;
-- ``UsePlatformKey``: ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the key aliased ``alias/amci-<stage>``
-  (``kms:ResourceAliases``), only through the services named in ``platformKeyVia`` (``kms:ViaService``): the
-  queues, topic, tables, buckets, secrets and schedules it uses are encrypted with that key.
+- ``UsePlatformKey``: ``kms:Decrypt`` and ``kms:GenerateDataKey`` on the platform key, only through the services
+  named in ``platformKeyVia`` (``kms:ViaService``): the queues, topic, tables, buckets, secrets and schedules it uses
+  are encrypted with that key. The key is named by its ARN when the packaging is given it (``amci deploy`` knows it
+  from the platform stack's outputs before it packages); otherwise (``amci package`` of a stage not yet deployed)
+  as any key aliased ``alias/amci-<stage>`` (``kms:ResourceAliases``).
+
+A statement is an ``Allow`` unless it says ``"Effect": "Deny"``: a deny keeps a broad grant off what it must not
+reach (the tenant app may wire any existing bucket a tenant names, but never one of the platform's own).
 
 ``amci/package.py`` puts each function's policy in a role of its own in the packaged ``sam.json``;
 ``tests/test_iam.py`` checks the policies against the AWS calls each function makes on the local cloud.
@@ -40,7 +45,8 @@ _OURS = re.compile(r"\$\{Stage\}")
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId"}
 _KEY_SERVICES = {"sqs", "sns", "s3", "dynamodb", "secretsmanager", "scheduler"}
-_STATEMENT_KEYS = {"Action", "Resource", "Condition"}
+_STATEMENT_KEYS = {"Effect", "Action", "Resource", "Condition"}
+_EFFECTS = {"Allow", "Deny"}
 
 
 class PermissionsError(ValueError):
@@ -54,8 +60,10 @@ class Permissions:
     statements: Mapping[str, Mapping[str, Any]]
     functions: Mapping[str, Mapping[str, Any]]
 
-    def policy(self, function: str, stage: str, function_name: str, traced: bool) -> dict[str, Any]:
-        """Function ``function``'s policy document for ``stage`` (``function_name``: its deployed name)."""
+    def policy(self, function: str, stage: str, function_name: str, traced: bool,
+               platform_key_arn: str | None = None) -> dict[str, Any]:
+        """Function ``function``'s policy document for ``stage`` (``function_name``: its deployed name; with
+        ``platform_key_arn``, the platform key is named by it)."""
         if function not in self.functions:
             raise PermissionsError(f"no permissions declared for function {function}")
         declared = self.functions[function]
@@ -63,7 +71,7 @@ class Permissions:
         statements += [{"Sid": name, "Effect": "Allow", **_render(self.statements[name], stage)}
                        for name in declared["statements"]]
         if declared.get("platformKeyVia"):
-            statements.append(_platform_key(stage, declared["platformKeyVia"]))
+            statements.append(_platform_key(stage, declared["platformKeyVia"], platform_key_arn))
         if traced:
             statements.append({"Sid": "Tracing", "Effect": "Allow",
                                "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"})
@@ -93,7 +101,9 @@ def load(project_dir: Path) -> Permissions:
 def _statement_problems(name: str, statement: Mapping[str, Any]) -> list[str]:
     problems = []
     if set(statement) - _STATEMENT_KEYS or not {"Action", "Resource"} <= set(statement):
-        problems.append(f"statement {name}: expected Action, Resource and optionally Condition")
+        problems.append(f"statement {name}: expected Action, Resource and optionally Effect, Condition")
+    if statement.get("Effect", "Allow") not in _EFFECTS:
+        problems.append(f"statement {name}: Effect is Allow or Deny, not {statement['Effect']}")
     wild = [a for a in _as_list(statement.get("Action")) if "*" in a]
     if wild:
         problems.append(f"statement {name}: actions must be explicit, not {', '.join(wild)}")
@@ -127,12 +137,15 @@ def _logs(name: str) -> dict[str, Any]:
             "Resource": [{"Fn::Sub": group}, {"Fn::Sub": f"{group}:*"}]}
 
 
-def _platform_key(stage: str, services: list[str]) -> dict[str, Any]:
+def _platform_key(stage: str, services: list[str], key_arn: str | None) -> dict[str, Any]:
+    via = {"StringEquals": {"kms:ViaService": [{"Fn::Sub": f"{service}.${{AWS::Region}}.amazonaws.com"}
+                                               for service in sorted(services)]}}
+    if key_arn:
+        return {"Sid": "UsePlatformKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": key_arn, "Condition": via}
     return {"Sid": "UsePlatformKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",  # a key's ARN is not known here: the alias and the services bound it
-            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": f"alias/amci-{stage}"},
-                          "StringEquals": {"kms:ViaService": [{"Fn::Sub": f"{service}.${{AWS::Region}}.amazonaws.com"}
-                                                             for service in sorted(services)]}}}
+            "Resource": "*",  # the key's ARN is not known yet: its alias and the services bound it
+            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": f"alias/amci-{stage}"}, **via}}
 
 
 def _render(value: Any, stage: str) -> Any:

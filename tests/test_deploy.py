@@ -370,6 +370,34 @@ def test_destroy_with_delete_data_deletes_the_kept_buckets(deployed: dict[str, A
         assert not domain.bucket_exists(aws.client("s3"), deployed["outputs"][name])
 
 
+def test_a_bucket_that_receives_a_late_access_log_is_emptied_again_and_deleted(cloud: LocalCloud) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")  # its own, for the delivery below
+    bucket = f"amci-{STAGE}-late-logs"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="raw/2026-01-01-00-00-00-EARLY", Body=b"log")
+    delivered = []
+
+    def deliver_late(**_: Any) -> None:  # S3 delivering a log between the emptying and the delete
+        if len(delivered) < 2:
+            delivered.append(aws.client("s3").put_object(Bucket=bucket, Key=f"raw/LATE-{len(delivered)}", Body=b"log"))
+
+    s3.meta.events.register("before-call.s3.DeleteBucket", deliver_late)
+    domain.delete_bucket(s3, bucket, wait_s=0)
+
+    assert len(delivered) == 2 and not domain.bucket_exists(s3, bucket)  # two refusals, then deleted
+    gone = f"amci-{STAGE}-late-forever"
+    s3.create_bucket(Bucket=gone)
+
+    def deliver_always(**_: Any) -> None:  # a handler's answer would be taken for S3's
+        aws.client("s3").put_object(Bucket=gone, Key="LATE", Body=b"log")
+
+    s3.meta.events.register("before-call.s3.DeleteBucket", deliver_always)
+    with pytest.raises(domain.DeployError, match=f"s3://{gone} received objects each time it was emptied"):
+        domain.delete_bucket(s3, gone, attempts=3, wait_s=0)
+    domain.delete_bucket(aws.client("s3"), gone)  # once deliveries stop
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ((), "Which stage?"),
     (("--stage", "local"), "the local cloud's"),

@@ -63,6 +63,7 @@ RESOURCE_STAR = {
 # Resources no stage names, and why.
 NOT_THE_STAGES = {"arn:aws:s3:::*": "a tenant's AMC bucket, checked and wired whatever its name",
                   "arn:aws:s3:::*/workflow=*": "AMC results in a tenant's bucket, whatever its name",
+                  "arn:aws:s3:::amci-*": "every stage's platform buckets, denied to the wiring of a tenant's bucket",
                   f"arn:aws:glue:{REGION}:{ACCOUNT_ID}:catalog": "the account's catalog, holding the tenant databases"}
 STAGE_NAMES = r"amci-{0}-|amci_{0}_|amci/{0}/|alias/amci-{0}$"  # a stage's own names
 
@@ -83,14 +84,16 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """Every app packaged once for the local stage, offline from the wheelhouse: its sam.json."""
+def packaged(cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every app packaged once for the local stage, offline from the wheelhouse, as the deploy packages it (the
+    platform key named by its ARN): its sam.json."""
     assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
     out = tmp_path_factory.mktemp("packages")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PIP_NO_INDEX", "1")
         patch.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
-        return {service: json.loads(package(service, STAGE, out).template_path.read_text()) for service in SERVICES}
+        return {service: json.loads(package(service, STAGE, out, platform_key_arn=cloud.outputs["PlatformKeyArn"])
+                                    .template_path.read_text()) for service in SERVICES}
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +156,7 @@ def test_no_action_is_a_wildcard(deployed: dict[str, Deployed]) -> None:
     wild = [(f.name, s["Sid"], action) for f in deployed.values() for s in statements(f.policy)
             for action in as_list(s["Action"]) if "*" in action]
     assert not wild
-    assert all(s["Effect"] == "Allow" and "NotAction" not in s and "NotResource" not in s
+    assert all(s["Effect"] in ("Allow", "Deny") and "NotAction" not in s and "NotResource" not in s
                for f in deployed.values() for s in statements(f.policy))
 
 
@@ -171,12 +174,14 @@ def test_resource_star_only_for_actions_that_take_no_other_and_bounded_where_the
                 assert bound is None or bound in keys, f"{function.name} {statement['Sid']}: {action} needs {bound}"
 
 
-def test_resources_are_the_stages_own(deployed: dict[str, Deployed]) -> None:
+def test_resources_are_the_stages_own(cloud: LocalCloud, deployed: dict[str, Deployed]) -> None:
     stage_names = re.compile(STAGE_NAMES.format(STAGE))
     for function in deployed.values():
         for statement in statements(function.policy):
             for resource in as_list(statement["Resource"]):
-                if statement["Sid"] == "WriteOwnLogs":  # its own log group, no other function's
+                if statement["Sid"] == "UsePlatformKey":  # a key's ARN holds no name: the stage's key, by its ARN
+                    assert resource == cloud.outputs["PlatformKeyArn"], function.name
+                elif statement["Sid"] == "WriteOwnLogs":  # its own log group, no other function's
                     assert resource.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/lambda/"
                                                f"{function.name}"), resource
                     assert resource.removesuffix(":*").endswith(function.name), resource
@@ -204,6 +209,28 @@ def test_any_stage_gets_policies_naming_its_own_resources() -> None:
                             or resource.endswith((f"/aws/lambda/{name}", f"/aws/lambda/{name}:*"))), resource
 
 
+def test_the_platform_key_is_named_by_its_arn_and_used_only_through_the_services_declared(
+        cloud: LocalCloud, deployed: dict[str, Deployed]) -> None:
+    uses = [s for f in deployed.values() for s in statements(f.policy) if s["Sid"] == "UsePlatformKey"]
+    assert uses and all(s["Resource"] == cloud.outputs["PlatformKeyArn"] for s in uses)
+    assert all(set(s["Condition"]) == {"StringEquals"} and s["Condition"]["StringEquals"]["kms:ViaService"]
+               for s in uses)
+    unknown = permissions.load(SERVICES_DIR / "workflow").policy("on_request", STAGE, "f", traced=False)
+    (bounded,) = [s for s in statements(unknown) if s["Sid"] == "UsePlatformKey"]  # amci package: no ARN yet
+    assert bounded["Resource"] == "*" and _condition_values(bounded, "kms:ResourceAliases") == [f"alias/amci-{STAGE}"]
+
+
+def test_wiring_a_tenants_bucket_never_reaches_a_platform_bucket(cloud: LocalCloud,
+                                                                 deployed: dict[str, Deployed]) -> None:
+    (wiring,) = [f for f in deployed.values() if "WireExistingBuckets" in {s["Sid"] for s in statements(f.policy)}]
+    platform = [cloud.outputs[name] for name in ("RawBucket", "ReportsBucket", "StageBucket", "AccessLogsBucket")]
+    platform.append(f"amci-other{STAGE}-raw-{ACCOUNT_ID}-{REGION}")  # another stage's, in the same account
+    for action in ("s3:PutBucketPolicy", "s3:PutBucketNotification"):
+        assert allowed(wiring.policy, Request(action, "arn:aws:s3:::amc-customer-kept"))  # any tenant's bucket
+        reached = [bucket for bucket in platform if allowed(wiring.policy, Request(action, f"arn:aws:s3:::{bucket}"))]
+        assert reached == [], action
+
+
 def test_tracing_is_allowed_exactly_where_the_stage_traces(deployed: dict[str, Deployed]) -> None:
     for function in deployed.values():
         traced = function.properties.get("Tracing") == "Active"
@@ -213,7 +240,8 @@ def test_tracing_is_allowed_exactly_where_the_stage_traces(deployed: dict[str, D
 def test_permissions_are_refused_with_a_wildcard_an_unknown_or_an_unused_statement(tmp_path: Path) -> None:
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / permissions.FILE).write_text(json.dumps({
-        "statements": {"Everything": {"Action": ["s3:*"], "Resource": "arn:${AWS::Partition}:s3:::amci-${Stage}-x"},
+        "statements": {"Everything": {"Effect": "Perhaps", "Action": ["s3:*"],
+                                      "Resource": "arn:${AWS::Partition}:s3:::amci-${Stage}-x"},
                        "Unused": {"Action": ["sqs:SendMessage"], "Resource": "arn:${Nowhere}"}},
         "functions": {"f": {"statements": ["Everything", "Missing"], "platformKeyVia": ["ec2"]}}}))
 
@@ -221,9 +249,20 @@ def test_permissions_are_refused_with_a_wildcard_an_unknown_or_an_unused_stateme
         permissions.load(tmp_path)
 
     message = str(refused.value)
-    for expected in ("Everything: actions must be explicit, not s3:*", "Unused: unknown placeholders Nowhere",
+    for expected in ("Everything: actions must be explicit, not s3:*", "Effect is Allow or Deny, not Perhaps",
+                     "Unused: unknown placeholders Nowhere",
                      "function f: no statement Missing", "not ec2", "statements no function uses: Unused"):
         assert expected in message
+
+
+def test_tenant_stacks_carry_the_cost_allocation_tags(tour: Recorder) -> None:
+    created = [c for c in tour.calls if c.operation in ("CreateStack", "UpdateStack")
+               and c.function == f"amci-tenant-{STAGE}-onboarding_deploy"]
+    assert created
+    for call in created:
+        tags = {t["Key"]: t["Value"] for t in call.params["Tags"]}
+        assert tags["amci:stage"] == STAGE and tags["amci:component"] == "tenant-stack", call.params["StackName"]
+        assert call.params["StackName"].startswith(f"amci-{STAGE}-tenant-{tags['amci:tenant']}")
 
 
 def _condition_values(statement: Mapping[str, Any], key: str) -> list[Any]:
@@ -482,6 +521,7 @@ NOT_REACHED = {
     ("stage_b_batches", "BatchStagedFiles", "dynamodb:DeleteItem"): "a file out of attempts leaves the pipeline",
     ("stage_b_batches", "DeadLetterStageB", "sqs:GetQueueUrl"): "a file out of attempts is dead-lettered",
     ("stage_b_batches", "DeadLetterStageB", "sqs:SendMessage"): "a file out of attempts is dead-lettered",
+    ("stage_b_batches", "PutLakeMetrics", "cloudwatch:PutMetricData"): "a failed stage B run is counted (RunsFailed)",
     ("onboarding_deploy", "DeployTenantStacks", "cloudformation:UpdateStack"): "a tenant whose stack changes",
     ("onboarding_deploy", "DeployTenantStacks", "cloudformation:DeleteStack"): "a failed creation, deleted to retry",
     ("onboarding_deploy", "DeployTenantStacks", "cloudformation:TagResource"): "tagging the stacks it creates",
@@ -496,8 +536,8 @@ def test_every_permission_is_used_or_known_to_serve_a_path_the_tour_does_not_tak
     for name, function in deployed.items():
         short = name.removeprefix(f"amci-{function.service.replace('_', '-')}-{STAGE}-")
         for statement in statements(function.policy):
-            if statement["Sid"] in ("WriteOwnLogs", "Tracing"):  # Lambda's and X-Ray's use of the role
-                continue
+            if statement["Sid"] in ("WriteOwnLogs", "Tracing") or statement["Effect"] == "Deny":  # Lambda's and
+                continue  # X-Ray's use of the role; a deny grants nothing
             for action in as_list(statement["Action"]):
                 used = any(r.action == action and _matches(statement, r) for r in requested[name])
                 if not used and not {(short, statement["Sid"], action), ("*", statement["Sid"], action)} & set(
@@ -744,6 +784,12 @@ def _cloudformation(call: Call, account: Emulated) -> list[Request] | None:
     return found
 
 
+def _cloudwatch(call: Call, account: Emulated) -> list[Request] | None:
+    if call.operation != "PutMetricData":
+        return None
+    return [Request("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": call.params["Namespace"]})]
+
+
 def _glue(call: Call, account: Emulated) -> list[Request] | None:
     p, op = call.params, call.operation
     if op in ("StartJobRun", "GetJobRun"):
@@ -774,7 +820,7 @@ def _lakeformation(call: Call, account: Emulated) -> list[Request] | None:
 
 _HANDLERS = {"sqs": _sqs, "sns": _sns, "dynamodb": _dynamodb, "s3": _s3, "stepfunctions": _states,
              "scheduler": _scheduler, "secretsmanager": _secretsmanager, "cloudformation": _cloudformation,
-             "glue": _glue, "lakeformation": _lakeformation}
+             "glue": _glue, "lakeformation": _lakeformation, "cloudwatch": _cloudwatch}
 
 
 def event_source_requests(function: Deployed, account: Emulated) -> list[Request]:
@@ -795,8 +841,9 @@ def event_source_requests(function: Deployed, account: Emulated) -> list[Request
 
 
 def allowed(policy: Mapping[str, Any], request: Request) -> bool:
-    """Whether an Allow statement of ``policy`` matches ``request`` (there are no Deny statements)."""
-    return any(_matches(statement, request) for statement in statements(policy))
+    """Whether an Allow statement of ``policy`` matches ``request`` and no Deny statement does."""
+    matching = {statement["Effect"] for statement in statements(policy) if _matches(statement, request)}
+    return matching == {"Allow"}
 
 
 def _matches(statement: Mapping[str, Any], request: Request) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from amci.package import PackagingError, package
+from amci.package import Package, PackagingError, package
 from amci.stages import SERVICES_DIR, stage_variables
 from shared.config import SERVICES
 
@@ -31,10 +31,21 @@ def offline_pip(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
 
 
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
+    """Each app packaged once for the module's tests, offline."""
+    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
+    out = tmp_path_factory.mktemp("packages")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIP_NO_INDEX", "1")
+        env.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
+        return {service: package(service, "local", out) for service in SERVICES}
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_app_packages_with_the_shared_library_and_its_dependencies(
-        service: str, tmp_path: Path, offline_pip: None) -> None:
-    built = package(service, "local", tmp_path)
+        service: str, packages: dict[str, Package]) -> None:
+    built = packages[service]
 
     with zipfile.ZipFile(built.zip_path) as archive:
         names = set(archive.namelist())
@@ -49,14 +60,15 @@ def test_each_app_packages_with_the_shared_library_and_its_dependencies(
                             for m in mappings)
 
 
-def test_a_packaged_app_starts_as_it_would_in_lambda(tmp_path: Path, offline_pip: None) -> None:
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_packaged_app_starts_as_it_would_in_lambda(service: str, packages: dict[str, Package],
+                                                     tmp_path: Path) -> None:
     # Unzipped alone, with Lambda's variables set: the deployed start-up path (JSON logs, X-Ray patching).
-    built = package("tenant", "local", tmp_path)
-    with zipfile.ZipFile(built.zip_path) as archive:
+    with zipfile.ZipFile(packages[service].zip_path) as archive:
         archive.extractall(tmp_path / "task")
-    env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_FUNCTION_NAME": "amci-tenant-local-on_request",
+    env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_FUNCTION_NAME": f"amci-{service.replace('_', '-')}-local-on_request",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
-           **stage_variables("tenant", "local")}
+           **stage_variables(service, "local")}
     script = ("import logging, app, shared.chalice_app as c; from aws_xray_sdk.core.patcher import _PATCHED_MODULES;"
               "print(sorted(_PATCHED_MODULES)); logging.getLogger('probe').warning('started')")
     result = subprocess.run([sys.executable, "-E", "-c", script], cwd=tmp_path / "task", env=env,
@@ -67,7 +79,7 @@ def test_a_packaged_app_starts_as_it_would_in_lambda(tmp_path: Path, offline_pip
     assert printed == ["['botocore', 'requests']"]  # X-Ray patches boto3 through botocore
     log_lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(log_lines) + 1 == len(result.stdout.splitlines())  # every log line is JSON
-    assert [line["service"] for line in log_lines if line["message"] == "started"] == ["tenant"]  # and only once
+    assert [line["service"] for line in log_lines if line["message"] == "started"] == [service]  # and only once
 
 
 def test_a_dependency_without_a_lambda_wheel_fails_the_build(

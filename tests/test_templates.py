@@ -1,7 +1,9 @@
 """What a deploy sends to CloudFormation and Lambda, checked before it is sent: cfn-lint and checkov find nothing in
 the infrastructure templates (every ``infra/*.yaml``), in each app's packaged template (``sam.json`` from
-``amci/package.py``) or in the tenant stacks the tenant service generates (a tenant of each bucket pattern, and the
-template a bucket's owner deploys); and every app's package fits Lambda.
+``amci/package.py``) and the plain CloudFormation the deploy turns it into (``amci/deploy.py`` ``app_template``: what
+CloudFormation receives), or in the tenant stacks the tenant service generates (a tenant of each bucket pattern, and
+the template a bucket's owner deploys); every function has its log group, with the app's retention; and every app's
+package fits Lambda.
 
 A check that does not apply is skipped where the resource is declared, with its reason (``Metadata: checkov: skip``
 in ``infra/*.yaml``; ``amci/package.py`` and ``services/tenant/chalicelib/stacks.py`` write theirs into what they
@@ -25,8 +27,9 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
+from amci.deploy import app_template, package_digest
 from amci.package import Package, package
-from amci.stages import SERVICES_DIR, stage_variables
+from amci.stages import SERVICES_DIR, config_path, stage_variables
 from shared.config import SERVICES
 
 INFRA = SERVICES_DIR.parent / "infra"
@@ -52,7 +55,8 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
 
 @pytest.fixture(scope="module")
 def templates(packages: dict[str, Package], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder of every template: ``infra/``, ``apps/<service>.json`` and ``tenant/<customer>-<region>.json``."""
+    """One folder of every template: ``infra/``, ``apps/<service>.json`` (SAM), ``cloudformation/<service>.json``
+    (the app's stack as deployed) and ``tenant/<customer>-<region>.json``."""
     folder = tmp_path_factory.mktemp("templates")
     (folder / "infra").mkdir()
     for template in sorted(INFRA.glob("*.yaml")):
@@ -60,6 +64,9 @@ def templates(packages: dict[str, Package], tmp_path_factory: pytest.TempPathFac
     (folder / "apps").mkdir()
     for service, built in packages.items():
         (folder / "apps" / f"{service}.json").write_text(built.template_path.read_text())
+    (folder / "cloudformation").mkdir()
+    for service, built in packages.items():
+        (folder / "cloudformation" / f"{service}.json").write_text(json.dumps(_deployed(service, built), indent=2))
     (folder / "tenant").mkdir()
     for name, template in _tenant_templates().items():
         (folder / "tenant" / f"{name}.json").write_text(json.dumps(template, indent=2))
@@ -68,7 +75,8 @@ def templates(packages: dict[str, Package], tmp_path_factory: pytest.TempPathFac
 
 def test_every_template_is_scanned(templates: Path) -> None:
     names = {str(path.relative_to(templates)) for path in templates.rglob("*.*")}
-    assert {"infra/platform.yaml", *(f"apps/{service}.json" for service in SERVICES)} <= names
+    assert {"infra/platform.yaml", *(f"{kind}/{service}.json" for kind in ("apps", "cloudformation")
+                                     for service in SERVICES)} <= names
     # a tenant of each pattern: new bucket and existing bucket, here and in another region, and cross-account
     assert {"tenant/new-us-east-1.json", f"tenant/new-elsewhere-{OTHER_REGION}.json", "tenant/existing-us-east-1.json",
             f"tenant/existing-elsewhere-{OTHER_REGION}.json", "tenant/cross-account-us-east-1.json",
@@ -114,6 +122,23 @@ def test_each_package_fits_lambda_with_all_its_dependencies(packages: dict[str, 
     megabytes = f"{built.zip_bytes / 2**20:.1f} MiB zipped, {built.unzipped_bytes / 2**20:.1f} MiB unzipped"
     assert 0 < built.zip_bytes <= LAMBDA_ZIP_LIMIT, f"{service}: {megabytes}; Lambda takes 50 MiB zipped"
     assert 0 < built.unzipped_bytes <= LAMBDA_UNZIPPED_LIMIT, f"{service}: {megabytes}; Lambda takes 250 MiB unzipped"
+
+
+def test_each_function_has_its_log_group_kept_for_the_apps_retention(templates: Path) -> None:
+    for service in SERVICES:
+        retention = json.loads(config_path(service).read_text())["log_retention_in_days"]  # every stage's
+        resources = json.loads((templates / "cloudformation" / f"{service}.json").read_text())["Resources"]
+        functions = [lid for lid, spec in resources.items() if spec["Type"] == "AWS::Lambda::Function"]
+        groups = {spec["Properties"]["LogGroupName"]["Fn::Sub"]: spec["Properties"]["RetentionInDays"]
+                  for spec in resources.values() if spec["Type"] == "AWS::Logs::LogGroup"}
+        assert functions and groups == {f"/aws/lambda/${{{lid}}}": retention for lid in functions}, service
+
+
+def _deployed(service: str, built: Package) -> dict[str, Any]:
+    """The app's stack template as ``amci deploy`` sends it to CloudFormation (its code in the artifact bucket)."""
+    app_name = json.loads(config_path(service).read_text())["app_name"]
+    return app_template(json.loads(built.template_path.read_text()), "amci-local-artifacts",
+                        f"apps/{service}/{package_digest(built.zip_path)}.zip", app_name, "local", "us-east-1")
 
 
 def _resource_count(path: Path) -> int:

@@ -37,8 +37,8 @@ def deploy(state: dict[str, Any], platform: Platform, registry: Registry, client
     deployed = []
     for region, template in stacks.templates(tenant, platform).items():
         name = tenant.stack_name(platform, region)
-        operation = _create_or_update(client_for("cloudformation", region), name, template, tenant,
-                                      platform.stacks_role_arn)
+        operation = _create_or_update(client_for("cloudformation", region), name, template,
+                                      stack_tags(tenant, platform), platform.stacks_role_arn)
         deployed.append({"region": region, "name": name, "operation": operation})
         log.info("tenant stack", extra={"stack": name, "operation": operation})
     return {**state, "stacks": deployed, "checks": 0, "stacksStatus": "IN_PROGRESS"}
@@ -124,11 +124,19 @@ def wire_existing_bucket(s3: Any, tenant: Tenant) -> None:
     s3.put_bucket_policy(Bucket=tenant.bucket_name, Policy=json.dumps(policy))
 
 
-def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], tenant: Tenant, role_arn: str) -> str:
+def stack_tags(tenant: Tenant, platform: Platform) -> dict[str, str]:
+    """A tenant stack's tags, which CloudFormation gives each of its resources that takes tags: the cost allocation
+    tags of every stack of the stage (``amci:stage``, ``amci:component``, as the deploy tags its own), and the
+    tenant's."""
+    return {"amci:stage": platform.stage, "amci:component": "tenant-stack", "amci:tenant": tenant.customer_id,
+            "amci:service": "tenant"}
+
+
+def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], tags: dict[str, str],
+                      role_arn: str) -> str:
     body = json.dumps(template, sort_keys=True)
     operation = {"StackName": name, "TemplateBody": body, "Capabilities": ["CAPABILITY_IAM"], "RoleARN": role_arn,
-                 "Tags": [{"Key": "amci:tenant", "Value": tenant.customer_id},
-                          {"Key": "amci:service", "Value": "tenant"}]}
+                 "Tags": [{"Key": key, "Value": value} for key, value in tags.items()]}
     try:
         current = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     except cloudformation.exceptions.ClientError as exc:
@@ -143,7 +151,9 @@ def _create_or_update(cloudformation: Any, name: str, template: dict[str, Any], 
         raise StackBusy(f"stack {name} failed to create before; deleting it to create it again")
     if status.endswith("_FAILED"):
         raise StackFailed(f"stack {name} is {status} and needs a person: {current.get('StackStatusReason', '')}")
-    if _as_data(cloudformation.get_template(StackName=name)["TemplateBody"]) == template:
+    current_tags = {t["Key"]: t["Value"] for t in current.get("Tags", [])}
+    if _as_data(cloudformation.get_template(StackName=name)["TemplateBody"]) == template and \
+            tags.items() <= current_tags.items():  # a stack tagged before a tag was added gets it
         return "UNCHANGED"
     cloudformation.update_stack(**operation)
     return "UPDATE"
