@@ -11,7 +11,8 @@ Pieces, in the order :meth:`LocalCloud.start` assembles them:
    and EventBridge Scheduler (``local/scheduler.py``); Glue job runs (``local/glue.py``) and Athena on DuckDB
    (``local/athena.py``); stacks created through the CloudFormation API made to apply what moto skips
    (``local/cloudformation.py``); DynamoDB, Lake Formation and Secrets Manager calls serialised, as moto needs
-   (``local/serial.py``); crashes of functions and jobs at a chosen AWS call, for fault tests (``local/crashes.py``);
+   (``local/serial.py``); Lake Formation's merged grants kept findable (``local/lakeformation.py``); crashes of
+   functions and jobs at a chosen AWS call, for fault tests (``local/crashes.py``);
 6. the Amazon API sandbox (``local/sandbox/``), which every function reaches through ``AMAZON_API_ENDPOINTS``,
    and whose demo credentials fill the default credential secret;
 7. ``.local/endpoints.json`` for other processes.
@@ -40,6 +41,7 @@ from local.athena import AthenaOnDuckDB
 from local.cloudformation import CloudFormationPatch
 from local.crashes import Crashes
 from local.glue import GlueJobRunner
+from local.lakeformation import MergedGrants
 from local.lambdas import InvokeEndpoint, Lambdas
 from local.provision import INFRA, Stack, provision
 from local.sandbox import Sandbox
@@ -260,6 +262,8 @@ class LocalCloud:
         self.cloudformation.install()
         self.serial_calls = SerialCalls()
         self.serial_calls.install()
+        self.merged_grants = MergedGrants()
+        self.merged_grants.install()
         for poller in self.pollers:
             poller.start()
         self.scheduler.start()
@@ -273,6 +277,7 @@ class LocalCloud:
         self.athena.uninstall()
         self.cloudformation.uninstall()
         self.serial_calls.uninstall()
+        self.merged_grants.uninstall()
 
     def _poller(self, sqs: Any, source: SQSEventConfig, function_name: str) -> SqsPoller:
         queue_name = source.queue or source.queue_arn.rsplit(":", 1)[1]

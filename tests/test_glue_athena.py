@@ -110,3 +110,20 @@ def test_a_failing_athena_query_says_why(cloud: LocalCloud) -> None:
 
     assert execution["Status"]["State"] == "FAILED"
     assert "no_such_table" in execution["Status"]["StateChangeReason"]
+
+
+def test_lake_formation_merges_a_second_grant_and_revokes_each_part(cloud: LocalCloud) -> None:
+    lakeformation = aws.client("lakeformation")
+    reader = {"DataLakePrincipalIdentifier": f"arn:aws:iam::123456789012:role/reader-{uuid.uuid4().hex[:6]}"}
+    table = {"Table": {"DatabaseName": "amci_local_lake", "TableWildcard": {}}}
+
+    for permissions in (["DESCRIBE"], ["SELECT"], ["SELECT"]):  # the same grant again, as a re-onboarding makes
+        lakeformation.grant_permissions(Principal=reader, Resource=table, Permissions=permissions)
+    merged = lakeformation.list_permissions(Principal=reader, Resource=table)["PrincipalResourcePermissions"]
+    lakeformation.revoke_permissions(Principal=reader, Resource=table, Permissions=["SELECT"])
+    left = lakeformation.list_permissions(Principal=reader, Resource=table)["PrincipalResourcePermissions"]
+    lakeformation.revoke_permissions(Principal=reader, Resource=table, Permissions=["DESCRIBE"])
+
+    assert [sorted(g["Permissions"]) for g in merged] == [["DESCRIBE", "SELECT"]]
+    assert [g["Permissions"] for g in left] == [["DESCRIBE"]]
+    assert lakeformation.list_permissions(Principal=reader, Resource=table)["PrincipalResourcePermissions"] == []
