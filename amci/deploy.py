@@ -70,6 +70,7 @@ class Sources:
     infra: Path = ROOT / "infra"
     services: Path = SERVICES_DIR
     shared: Path = ROOT / "shared"
+    transforms: Path = ROOT / "lake_transforms"  # custom datasets' stage A and B (the Glue job imports them)
 
 
 SOURCES = Sources()
@@ -93,10 +94,12 @@ class StackResult:
 
 @dataclass(frozen=True)
 class Progress:
-    """How a deploy tells where it is: ``status`` for what it waits on now, ``finished`` for each stack done."""
+    """How a deploy tells where it is: ``status`` for what it waits on now, ``finished`` for each stack done,
+    ``warn`` for what the deployer must do by hand."""
 
     status: Callable[[str], None] = lambda _: None
     finished: Callable[[StackResult], None] = lambda _: None
+    warn: Callable[[str], None] = lambda _: None
 
 
 def bootstrap_stack(stage: str) -> str:
@@ -202,6 +205,7 @@ def platform_artifacts(sources: Sources = SOURCES) -> Artifacts:
     for script in ("stage_b.py", "convert.py"):
         files[f"glue/{script}"] = (sources.services / "datalake" / "glue" / script).read_bytes()
     files["glue/shared.zip"] = library_zip(sources.shared)
+    files["glue/lake_transforms.zip"] = library_zip(sources.transforms)
     return Artifacts(files)
 
 
@@ -326,6 +330,10 @@ class Stacks:
     def outputs(self, name: str) -> dict[str, str]:
         stack = self.describe(name)
         return stack_outputs({"Outputs": stack.get("Outputs") or []}) if stack else {}
+
+    def physical_id(self, name: str, logical_id: str) -> str:
+        return self.cfn.describe_stack_resource(StackName=name, LogicalResourceId=logical_id)[
+            "StackResourceDetail"]["PhysicalResourceId"]
 
     def deploy(self, name: str, template: Template, parameters: Mapping[str, str] | None = None,
                capabilities: Sequence[str] = (), tags: Mapping[str, str] | None = None) -> StackResult:
@@ -526,6 +534,7 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
         stack_tags(stage, "platform")))
     outputs = stacks.outputs(platform_stack(stage))
     out_dir = out_dir or ROOT / "build" / "deploy" / stage
+    creators = [outputs["StageBJobRoleArn"]]
     for service in services:
         progress.status(f"{service}: recording the platform's outputs, packaging")
         configure_app(service, stage, outputs, sources.services)
@@ -533,6 +542,9 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
                         platform_key_arn=outputs.get("PlatformKeyArn"))
         template = packaged_template(s3, bucket, service, stage, built.zip_path, built.template_path, sources)
         results.append(stacks.deploy(app_stack(stage, service), template, {}, IAM, stack_tags(stage, service)))
+        creators += [session.client("iam").get_role(RoleName=stacks.physical_id(app_stack(stage, service), role))[
+            "Role"]["Arn"] for role in database_creator_roles(template)]
+    grant_database_creation(session.client("lakeformation"), creators, progress)
     if monitoring and all(stacks.describe(app_stack(stage, service)) for service in SERVICES):
         monitoring = staged_template(s3, bucket, (sources.infra / "monitoring.yaml").read_text())
         results.append(stacks.deploy(monitoring_stack(stage), monitoring,
@@ -540,6 +552,34 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
                                      stack_tags(stage, "monitoring")))
     return Deployment(stage, s3.meta.region_name, results, bucket, artifacts.prefix, outputs,
                       [config_path(service, sources.services) for service in services])
+
+
+def database_creator_roles(template: Template) -> list[str]:
+    """The template's roles that may create Glue databases (the tenant functions' making each tenant's)."""
+    return [logical for logical, resource in template.resources.items() if resource["Type"] == "AWS::IAM::Role"
+            and any("glue:CreateDatabase" in _actions(statement) and statement.get("Effect", "Allow") == "Allow"
+                    for policy in resource["Properties"].get("Policies", [])
+                    for statement in policy["PolicyDocument"]["Statement"])]
+
+
+def _actions(statement: Mapping[str, Any]) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def grant_database_creation(lakeformation: Any, roles: Sequence[str], progress: Progress) -> None:
+    """Lake Formation's CREATE_DATABASE on the catalog for the roles that create the lake's databases, which an
+    account without IAMAllowedPrincipals defaults requires. Through the API: CloudFormation's Catalog resource
+    fails the stack it creates (cloudformation-coverage-roadmap#2159). A grant held already is a no-op. A deployer
+    who is no data lake administrator is told what to ask of one, as accounts with the defaults need nothing."""
+    for role in roles:
+        try:
+            lakeformation.grant_permissions(Principal={"DataLakePrincipalIdentifier": role},
+                                            Resource={"Catalog": {}}, Permissions=["CREATE_DATABASE"])
+        except lakeformation.exceptions.AccessDeniedException:
+            progress.warn(f"Lake Formation refused the grant (the deployer is no data lake administrator): if the "
+                          f"account's new databases lack IAMAllowedPrincipals, a data lake administrator must grant "
+                          f"CREATE_DATABASE on the catalog to {role}")
 
 
 def monitoring_parameters(template: Template, stage: str, version: str,

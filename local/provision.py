@@ -292,6 +292,14 @@ def _lake_location(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     return {"Ref": name}
 
 
+def _lake_permissions(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
+    p = _take(p, {"Catalog", "Principal", "Resource", "Permissions", "PermissionsWithGrantOption"})
+    c("lakeformation").grant_permissions(Principal=p["Principal"], Resource=p["Resource"],
+                                         Permissions=p["Permissions"],
+                                         PermissionsWithGrantOption=p["PermissionsWithGrantOption"])
+    return {"Ref": name, "PrincipalIdentifier": p["Principal"]["DataLakePrincipalIdentifier"]}
+
+
 def _schedule_group(name: str, p: dict[str, Any], c: Clients) -> dict[str, Any]:
     p = _take(p, {"Name"})
     arn = c("scheduler").create_schedule_group(Name=p.get("Name", name))["ScheduleGroupArn"]
@@ -427,6 +435,7 @@ _CREATORS: dict[str, Creator] = {
     "AWS::Glue::Database": _glue_database,
     "AWS::Glue::Job": _glue_job,
     "AWS::LakeFormation::Resource": _lake_location,
+    "AWS::LakeFormation::PrincipalPermissions": _lake_permissions,
     "AWS::Scheduler::ScheduleGroup": _schedule_group,
     "AWS::IAM::Role": _iam_role,
     "AWS::StepFunctions::StateMachine": _state_machine,

@@ -206,9 +206,21 @@ def test_a_deploy_creates_the_bootstrap_the_platform_a_stack_per_app_and_the_mon
     assert parameters["ArtifactBucket"] == deployed["artifactBucket"] == bucket
     assert parameters["ArtifactPrefix"] == deployed["artifactPrefix"]
     s3 = aws.client("s3")
-    for name in ("statemachines/report.asl.json", "glue/stage_b.py", "glue/convert.py", "glue/shared.zip"):
+    for name in ("statemachines/report.asl.json", "glue/stage_b.py", "glue/convert.py", "glue/shared.zip",
+                 "glue/lake_transforms.zip"):
         folder, file = name.split("/")
         s3.head_object(Bucket=deployed["artifactBucket"], Key=f"{folder}/{deployed['artifactPrefix']}{file}")
+
+
+def test_the_roles_that_create_the_lakes_databases_may_create_them_in_lake_formation(
+        deployed: dict[str, Any], cloud: LocalCloud) -> None:
+    held = aws.client("lakeformation").list_permissions(Resource={"Catalog": {}})["PrincipalResourcePermissions"]
+    creators = sorted(g["Principal"]["DataLakePrincipalIdentifier"] for g in held
+                      if "CREATE_DATABASE" in g["Permissions"] and f"/amci-{STAGE}-" in g["Principal"][
+                          "DataLakePrincipalIdentifier"])
+
+    tenant_databases = _functions(cloud)[f"amci-tenant-{STAGE}-onboarding_register"]["Role"]  # by its policy
+    assert creators == sorted([deployed["outputs"]["StageBJobRoleArn"], tenant_databases])
 
 
 def test_every_function_is_named_as_its_state_machines_call_it_with_the_outputs_recorded(

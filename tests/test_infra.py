@@ -178,6 +178,11 @@ def _check_lake_location(p: dict, created: dict) -> None:
     assert found["ResourceArn"] == p["ResourceArn"]
 
 
+def _check_lake_permissions(p: dict, created: dict) -> None:
+    held = aws.client("lakeformation").list_permissions(Principal=p["Principal"], Resource=p["Resource"])
+    assert [sorted(g["Permissions"]) for g in held["PrincipalResourcePermissions"]] == [sorted(p["Permissions"])]
+
+
 def _check_glue_database(p: dict, created: dict) -> None:
     database = aws.client("glue").get_database(Name=p["DatabaseInput"]["Name"])["Database"]
     assert database["Description"] == p["DatabaseInput"]["Description"]
@@ -218,6 +223,7 @@ _CHECKS: dict[str, Callable[[dict, dict], None]] = {
     "AWS::Glue::Database": _check_glue_database,
     "AWS::Glue::Job": _check_glue_job,
     "AWS::LakeFormation::Resource": _check_lake_location,
+    "AWS::LakeFormation::PrincipalPermissions": _check_lake_permissions,
     "AWS::Scheduler::ScheduleGroup": _check_schedule_group,
     "AWS::IAM::Role": _check_role,
     "AWS::StepFunctions::StateMachine": _check_state_machine,

@@ -74,8 +74,10 @@ def test_a_new_bucket_is_created_wired_to_the_lake_and_registered(cloud: LocalCl
     assert _record(cloud, "DatalakeTenantsTable", {"bucket": bucket})["customerId"] == tenant
     database = aws.client("glue").get_database(Name=f"amci_local_{tenant}")["Database"]["Name"]
     grants = aws.client("lakeformation").list_permissions(Resource={"Database": {"Name": database}})
-    assert [g["Principal"]["DataLakePrincipalIdentifier"] for g in grants["PrincipalResourcePermissions"]] == [
-        cloud.outputs["AnalystRoleArn"]]
+    assert sorted((g["Principal"]["DataLakePrincipalIdentifier"], sorted(g["Permissions"]))
+                  for g in grants["PrincipalResourcePermissions"]) == sorted([
+        (cloud.outputs["AnalystRoleArn"], ["DESCRIBE"]),
+        (cloud.outputs["StageBJobRoleArn"], ["ALTER", "CREATE_TABLE", "DESCRIBE"])])  # stage B writes its tables
 
 
 def test_an_existing_bucket_gets_what_the_lake_needs_and_keeps_what_it_had(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -158,6 +160,8 @@ def test_offboarding_removes_the_wiring_and_keeps_the_data(cloud: LocalCloud, in
     assert _record(cloud, "TenantsTable", {"customerId": tenant})["status"] == "OFFBOARDED"
     assert _record(cloud, "WorkflowTenantsTable", {"customerId": tenant}) is None
     assert _record(cloud, "DatalakeTenantsTable", {"bucket": bucket}) is None
+    assert aws.client("lakeformation").list_permissions(Resource={"Database": {"Name": f"amci_local_{tenant}"}})[
+        "PrincipalResourcePermissions"] == []  # neither the analyst nor stage B reach its database any more
     groups = [g["Name"] for g in aws.client("scheduler").list_schedule_groups()["ScheduleGroups"]]
     assert f"amci-local-{tenant}" not in groups
     stacks = aws.client("cloudformation").list_stacks()["StackSummaries"]

@@ -215,7 +215,8 @@ def _progress() -> Iterator[domain.Progress]:
     err = Console(stderr=True)
     with err.status("starting...") as status:
         yield domain.Progress(status=status.update, finished=lambda r: err.print(
-            f"[green]✓[/] {r.stack}: {_status(r)} ({r.seconds:.0f}s)", highlight=False))
+            f"[green]✓[/] {r.stack}: {_status(r)} ({r.seconds:.0f}s)", highlight=False),
+            warn=lambda text: err.print(f"[yellow]![/] {text}", highlight=False))
 
 
 # -- output ------------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class Platform:
     access_logs_bucket: str
     artifact_bucket: str
     analyst_role_arn: str
+    stage_b_role_arn: str  # writes the tenant's tables into its database
     stacks_role_arn: str  # what CloudFormation acts as for tenant stacks
 
     @classmethod
@@ -43,6 +44,7 @@ class Platform:
                    access_logs_bucket=require("ACCESS_LOGS_BUCKET", environ),
                    artifact_bucket=require("ARTIFACT_BUCKET", environ),
                    analyst_role_arn=require("ANALYST_ROLE_ARN", environ),
+                   stage_b_role_arn=require("STAGE_B_JOB_ROLE_ARN", environ),
                    stacks_role_arn=require("TENANT_STACKS_ROLE_ARN", environ))
 
 

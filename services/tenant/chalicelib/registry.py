@@ -13,6 +13,7 @@ from chalicelib.model import Platform, Tenant
 ACTIVE, ONBOARDING, FAILED, OFFBOARDED = "ACTIVE", "ONBOARDING", "FAILED", "OFFBOARDED"
 TENANT_DATABASE_PERMISSIONS = ["DESCRIBE"]
 TENANT_TABLE_PERMISSIONS = ["SELECT", "DESCRIBE"]
+STAGE_B_DATABASE_PERMISSIONS = ["CREATE_TABLE", "ALTER", "DESCRIBE"]  # it creates the tenant's tables, then owns them
 
 
 class Registry:
@@ -94,27 +95,30 @@ def subscribe_email(sns: Any, topic_arn: str, tenant: Tenant) -> str:
 
 
 def grant_lake_access(glue: Any, lakeformation: Any, tenant: Tenant, platform: Platform) -> str:
-    """The tenant's Glue database, readable by the analyst role through Lake Formation; returns its name."""
+    """The tenant's Glue database, readable by the analyst role and written by stage B through Lake Formation
+    (this function creates the database, and a database's creator may grant on it); returns its name."""
     database = tenant.database_name(platform)
     with contextlib.suppress(glue.exceptions.AlreadyExistsException):  # kept from an earlier onboarding
         glue.create_database(DatabaseInput={"Name": database,
                                             "Description": f"AMC results of tenant {tenant.customer_id}"})
-    principal = {"DataLakePrincipalIdentifier": platform.analyst_role_arn}
-    lakeformation.grant_permissions(Principal=principal, Resource={"Database": {"Name": database}},
-                                    Permissions=TENANT_DATABASE_PERMISSIONS)
-    lakeformation.grant_permissions(Principal=principal, Permissions=TENANT_TABLE_PERMISSIONS,
-                                    Resource={"Table": {"DatabaseName": database, "TableWildcard": {}}})
+    for principal, resource, permissions in _lake_grants(database, platform):
+        lakeformation.grant_permissions(Principal=principal, Resource=resource, Permissions=permissions)
     return database
 
 
 def revoke_lake_access(lakeformation: Any, database: str, platform: Platform) -> None:
-    principal = {"DataLakePrincipalIdentifier": platform.analyst_role_arn}
-    for resource, permissions in (({"Database": {"Name": database}}, TENANT_DATABASE_PERMISSIONS),
-                                  ({"Table": {"DatabaseName": database, "TableWildcard": {}}},
-                                   TENANT_TABLE_PERMISSIONS)):
-        gone = (lakeformation.exceptions.InvalidInputException, lakeformation.exceptions.EntityNotFoundException)
+    gone = (lakeformation.exceptions.InvalidInputException, lakeformation.exceptions.EntityNotFoundException)
+    for principal, resource, permissions in _lake_grants(database, platform):
         with contextlib.suppress(*gone):  # already revoked: offboarding is idempotent
             lakeformation.revoke_permissions(Principal=principal, Resource=resource, Permissions=permissions)
+
+
+def _lake_grants(database: str, platform: Platform) -> list[tuple[dict[str, str], dict[str, Any], list[str]]]:
+    analyst = {"DataLakePrincipalIdentifier": platform.analyst_role_arn}
+    return [(analyst, {"Database": {"Name": database}}, TENANT_DATABASE_PERMISSIONS),
+            (analyst, {"Table": {"DatabaseName": database, "TableWildcard": {}}}, TENANT_TABLE_PERMISSIONS),
+            ({"DataLakePrincipalIdentifier": platform.stage_b_role_arn}, {"Database": {"Name": database}},
+             STAGE_B_DATABASE_PERMISSIONS)]
 
 
 def _record(tenant: Tenant) -> dict[str, Any]:
