@@ -168,7 +168,9 @@ class Auth:
                 Name=name, SecretString=json.dumps(record), KmsKeyId=self.platform.outputs["PlatformKeyArn"],
                 Description=f"Login with Amazon credentials of authId {auth_id} (client_id, client_secret, "
                             "refresh_token), kept by amci auth",
-                Tags=[{"Key": "amci:auth-id", "Value": auth_id}, {"Key": "amci:kept-by", "Value": "amci auth"}])
+                Tags=[{"Key": "amci:stage", "Value": self.platform.outputs["Stage"]},
+                      {"Key": "amci:component", "Value": "auth"}, {"Key": "amci:auth-id", "Value": auth_id},
+                      {"Key": "amci:kept-by", "Value": "amci auth"}])
         except self._secrets.exceptions.ResourceExistsException:
             CredentialStore(self._secrets, name).update(record)
 

@@ -26,9 +26,10 @@ _KEEP = ("Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone"
          "FlexibleTimeWindow", "Target", "KmsKeyArn", "StartDate", "EndDate")
 
 
-def ensure_group(scheduler: Any, group: str) -> str:
-    """Groups are created on first use, so one that exists already (made before, or by a retry) is fine. Looked
-    up first: moto replaces an existing group, with its schedules, where Scheduler answers ConflictException."""
+def ensure_group(scheduler: Any, group: str, tags: Mapping[str, str]) -> str:
+    """Groups are created on first use (with ``tags``, for cost allocation), so one that exists already (made
+    before, or by a retry) is fine. Looked up first: moto replaces an existing group, with its schedules, where
+    Scheduler answers ConflictException."""
     try:
         scheduler.get_schedule_group(Name=group)
         return group
@@ -36,7 +37,7 @@ def ensure_group(scheduler: Any, group: str) -> str:
         if error_code(exc) != "ResourceNotFoundException":
             raise
     try:
-        scheduler.create_schedule_group(Name=group)
+        scheduler.create_schedule_group(Name=group, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
     except Exception as exc:
         if error_code(exc) != "ConflictException":
             raise

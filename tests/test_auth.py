@@ -106,6 +106,7 @@ def test_ads_onboarding_from_consent_to_a_report_request(amci: Amci, cloud: Loca
     assert f"Stored credential set {auth_id} (client {app.client_id}) in secret {name}" in stored.output
     assert secret["KmsKeyId"] == cloud.outputs["PlatformKeyArn"]
     assert {"Key": "amci:auth-id", "Value": auth_id} in secret["Tags"]
+    assert {"Key": "amci:stage", "Value": "local"} in secret["Tags"]  # cost allocation, as the stacks' resources
     assert kept["client_id"] == app.client_id and kept["client_secret"] == app.client_secret
     assert cloud.sandbox.lwa.refresh_tokens[kept["refresh_token"]] == app.client_id
     assert json.loads(checked.output)["authId"] == auth_id

@@ -749,7 +749,9 @@ def _scheduler(call: Call, account: Emulated) -> list[Request] | None:
     if op == "ListSchedules":
         return [Request("scheduler:ListSchedules", "*")]
     if op in ("CreateScheduleGroup", "GetScheduleGroup", "DeleteScheduleGroup"):
-        return [Request(f"scheduler:{op}", arn("scheduler", f"schedule-group/{p['Name']}", call.region))]
+        group = arn("scheduler", f"schedule-group/{p['Name']}", call.region)
+        tagged = [Request("scheduler:TagResource", group)] if p.get("Tags") else []
+        return [Request(f"scheduler:{op}", group), *tagged]
     if op not in ("CreateSchedule", "UpdateSchedule", "GetSchedule", "DeleteSchedule"):
         return None
     found = [Request(f"scheduler:{op}", arn("scheduler", f"schedule/{p.get('GroupName') or 'default'}/{p['Name']}",

@@ -64,7 +64,7 @@ def test_the_apps_local_stage_is_the_stack_outputs_recorded(cloud: LocalCloud) -
         declared = stage_variables(service, "local")
         assert {k: v for k, v in declared.items() if k in recorded} == {k: recorded[k] for k in declared
                                                                         if k in recorded}
-        assert set(declared) - set(recorded) == {"STAGE", "LOG_LEVEL"}, service
+        assert set(declared) - set(recorded) == {"LOG_LEVEL"}, service  # STAGE is an output too
         assert set(stage_variables(service, "prod")) == set(declared), f"{service}: prod declares other variables"
 
 

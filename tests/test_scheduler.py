@@ -20,6 +20,7 @@ from shared import scheduler
 from shared.aws import error_code
 
 REGION = "eu-west-2"  # not the local cloud's
+TAGS = {"amci:stage": "test"}
 TARGET = f"arn:aws:lambda:{REGION}:123456789012:function:target"  # not SQS: the local cloud never fires it
 ROLE = "arn:aws:iam::123456789012:role/scheduler"
 KEY = f"arn:aws:kms:{REGION}:123456789012:alias/platform"
@@ -33,7 +34,7 @@ def client() -> Iterator[Any]:
 
 @pytest.fixture
 def group(client: Any) -> str:
-    return scheduler.ensure_group(client, f"test-{uuid.uuid4().hex[:8]}")
+    return scheduler.ensure_group(client, f"test-{uuid.uuid4().hex[:8]}", TAGS)
 
 
 def _put(client: Any, group: str, name: str = "nightly", **changes: Any) -> str:
@@ -103,25 +104,27 @@ def test_set_state_flips_the_state_and_keeps_the_rest(client: Any, group: str) -
 def test_find_group_finds_the_groups_under_the_prefix_that_hold_the_name(client: Any) -> None:
     prefix = f"amci-test-{uuid.uuid4().hex[:6]}-"
     for group, name in [("b", "nightly"), ("a", "nightly"), ("c", "nightly-2"), ("d", "weekly")]:
-        _put(client, scheduler.ensure_group(client, prefix + group), name=name)
-    _put(client, scheduler.ensure_group(client, f"elsewhere-{uuid.uuid4().hex[:6]}"), name="weekly")
+        _put(client, scheduler.ensure_group(client, prefix + group, TAGS), name=name)
+    _put(client, scheduler.ensure_group(client, f"elsewhere-{uuid.uuid4().hex[:6]}", TAGS), name="weekly")
 
     assert scheduler.find_group(client, "nightly", prefix) == [prefix + "a", prefix + "b"]
     assert scheduler.find_group(client, "weekly", prefix) == [prefix + "d"]
     assert scheduler.find_group(client, "monthly", prefix) == []
 
 
-def test_ensure_group_twice_returns_the_group_each_time(client: Any) -> None:
+def test_ensure_group_twice_returns_the_group_each_time_made_with_its_tags(client: Any) -> None:
     name = f"test-{uuid.uuid4().hex[:8]}"
 
-    assert scheduler.ensure_group(client, name) == scheduler.ensure_group(client, name) == name
-    assert client.get_schedule_group(Name=name)["Name"] == name
+    assert scheduler.ensure_group(client, name, TAGS) == scheduler.ensure_group(client, name, TAGS) == name
+    made = client.get_schedule_group(Name=name)
+    assert made["Name"] == name
+    assert client.list_tags_for_resource(ResourceArn=made["Arn"])["Tags"] == [{"Key": "amci:stage", "Value": "test"}]
 
 
 def test_ensuring_an_existing_group_keeps_its_schedules(client: Any, group: str) -> None:
     _put(client, group)
 
-    assert scheduler.ensure_group(client, group) == group  # moto would replace the group if it were created again
+    assert scheduler.ensure_group(client, group, TAGS) == group  # moto would replace the group if it were created again
     assert [s["Name"] for s in client.list_schedules(GroupName=group)["Schedules"]] == ["nightly"]
 
 

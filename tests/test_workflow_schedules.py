@@ -39,12 +39,16 @@ def test_a_schedule_fires_by_itself_and_is_managed(cloud: LocalCloud, inbox: Inb
                                               "scheduleName": "every-5"})
     listed = ask(cloud, inbox, "workflow", {"requestType": "listSchedules", "customerId": customer})
     group = aws.client("scheduler").get_schedule(Name="every-5", GroupName=f"amci-local-{customer}")
+    tags = aws.client("scheduler").list_tags_for_resource(
+        ResourceArn=aws.client("scheduler").get_schedule_group(Name=f"amci-local-{customer}")["Arn"])["Tags"]
     deleted = ask(cloud, inbox, "workflow", {"requestType": "deleteSchedule", "customerId": customer,
                                              "scheduleName": "every-5"})
 
     assert created.attributes["status"] == "SUCCEEDED", created.body["summary"]
     assert run.attributes["status"] == "SUCCEEDED", run.body["summary"]
     assert disabled.attributes["status"] == "SUCCEEDED" and group["State"] == "DISABLED"
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [  # cost allocation, as the stacks' resources
+        ("amci:component", "workflow"), ("amci:stage", "local"), ("amci:tenant", customer)]
     assert group["ScheduleExpressionTimezone"] == "Europe/Berlin"
     assert json.loads(group["Target"]["Input"])["scheduledTime"] == "<aws.scheduler.scheduled-time>"
     assert listed.body["details"]["schedules"] == [{

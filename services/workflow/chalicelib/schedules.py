@@ -22,7 +22,8 @@ from shared.status import Status
 def put(request: ScheduleRequest, ctx: RequestContext, service: Service) -> None:
     """Create or update (a create of an existing name updates it, as the AWS Solution's ``put_rule`` did)."""
     client = aws.client("scheduler")
-    group = scheduler.ensure_group(client, tenant_config(request.customerId)["scheduleGroup"])
+    group = scheduler.ensure_group(client, tenant_config(request.customerId)["scheduleGroup"], {
+        "amci:stage": require("STAGE"), "amci:component": "workflow", "amci:tenant": request.customerId})
     execution = request.executionRequest.model_dump(exclude_none=True, exclude={"requestId"})
     written = scheduler.put_schedule(
         client, group=group, name=request.scheduleName, expression=request.scheduleExpression,
