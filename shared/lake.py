@@ -40,6 +40,10 @@ class QueryFailed(Exception):
     """Athena (or DuckDB in the local cloud) refused or failed the query; the message says why."""
 
 
+class QueryTimedOut(QueryFailed):
+    """The query had not finished when the caller stopped waiting (it may still run)."""
+
+
 @dataclass(frozen=True)
 class Rows:
     columns: list[str]
@@ -62,7 +66,7 @@ def query(athena: Any, sql: str, *, output: str, database: str | None = None, wo
         if status["State"] in _FINISHED:
             break
         if time.monotonic() > deadline:
-            raise QueryFailed(f"the query did not finish within {timeout_s:.0f} s (execution {execution_id})")
+            raise QueryTimedOut(f"the query did not finish within {timeout_s:.0f} s (execution {execution_id})")
         sleep(delay)
         delay = min(delay * 2, 5.0)
     if status["State"] != "SUCCEEDED":
