@@ -113,15 +113,17 @@ def stage() -> None:
 @click.option("--outputs", "outputs_file", type=click.File(), required=True,
               help="`aws cloudformation describe-stacks --stack-name amci-prod` output (JSON; - for stdin).")
 def stage_record_outputs(stage_name: str, outputs_file: click.utils.LazyFile) -> None:
-    """Record the platform stack's outputs as each app's environment variables."""
-    from amci.stages import record_outputs, stack_outputs
+    """Record the platform stack's outputs as each app's environment variables (a stage an app lacks is made
+    from its prod stage first)."""
+    from amci.stages import ensure_stage, record_outputs, stack_outputs
     from shared.config import SERVICES
 
     outputs = stack_outputs(json.load(outputs_file))
-    table = Table("service", "variables changed")
+    table = Table("service", "stage", "variables changed")
     for service in SERVICES:
+        made = ensure_stage(service, stage_name)
         changed = record_outputs(service, stage_name, outputs)
-        table.add_row(service, ", ".join(sorted(changed)) or "-")
+        table.add_row(service, "made from prod" if made else "kept", ", ".join(sorted(changed)) or "-")
     console.print(table)
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from amci.stages import SERVICES_DIR, config_path, record_outputs, stack_outputs
+from amci.stages import SERVICES_DIR, config_path, ensure_stage, record_outputs, stack_outputs
 from shared.config import SERVICES
 
 ROOT = SERVICES_DIR.parent
@@ -248,20 +248,6 @@ def _digest(body: bytes) -> str:
 
 
 # -- the apps ----------------------------------------------------------------------------------------------------
-
-
-def ensure_stage(service: str, stage: str, services_dir: Path = SERVICES_DIR) -> bool:
-    """Give the app a ``stage`` made from its ``prod`` stage unless it has one (``prod`` as a word of a value, as in
-    ``"STAGE": "prod"`` or ``amci-prod-status``, becomes ``stage``); True when made. The deploy then records the
-    platform stack's outputs into it. (The functions' policies are made for any stage: ``amci/permissions.py``.)"""
-    path = config_path(service, services_dir)
-    config = json.loads(path.read_text())
-    if stage in config["stages"]:
-        return False
-    prod = json.dumps(config["stages"]["prod"])
-    config["stages"][stage] = json.loads(re.sub(r"(?<![A-Za-z0-9])prod(?![A-Za-z0-9])", stage, prod))
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    return True
 
 
 def app_template(sam: Mapping[str, Any], code_bucket: str, code_key: str, app_name: str, stage: str,

@@ -46,3 +46,17 @@ def record_outputs(service: str, stage: str, outputs: Mapping[str, str],
         variables.update(changed)
         path.write_text(json.dumps(config, indent=2) + "\n")
     return changed
+
+
+def ensure_stage(service: str, stage: str, services_dir: Path = SERVICES_DIR) -> bool:
+    """Give the app a ``stage`` made from its ``prod`` stage unless it has one (``prod`` as a word of a value, as in
+    ``"STAGE": "prod"`` or ``amci-prod-status``, becomes ``stage``); True when made. The deploy then records the
+    platform stack's outputs into it. (The functions' policies are made for any stage: ``amci/permissions.py``.)"""
+    path = config_path(service, services_dir)
+    config = json.loads(path.read_text())
+    if stage in config["stages"]:
+        return False
+    prod = json.dumps(config["stages"]["prod"])
+    config["stages"][stage] = json.loads(re.sub(r"(?<![A-Za-z0-9])prod(?![A-Za-z0-9])", stage, prod))
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return True

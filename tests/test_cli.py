@@ -413,7 +413,7 @@ def _endpoints_for(endpoints_file: Path, port: int) -> dict | None:
 
 
 def test_stage_record_outputs_fills_each_apps_stage_from_the_stack(tmp_path: Path) -> None:
-    from amci.stages import SERVICES_DIR, record_outputs, stack_outputs
+    from amci.stages import SERVICES_DIR, ensure_stage, record_outputs, stack_outputs
 
     services = tmp_path / "services"
     for config in SERVICES_DIR.glob("*/.chalice/config.json"):
@@ -433,4 +433,11 @@ def test_stage_record_outputs_fills_each_apps_stage_from_the_stack(tmp_path: Pat
     assert unchanged == {}
     prod = json.loads((services / "tenant/.chalice/config.json").read_text())["stages"]["prod"]
     assert prod["environment_variables"]["TENANT_REQUEST_QUEUE"] == "amci-prod-tenant-requests"
+
+    made, again = ensure_stage("tenant", "qa", services), ensure_stage("tenant", "qa", services)  # a new stage
+    record_outputs("tenant", "qa", {"TenantRequestQueue": "amci-qa-tenant-requests"}, services)
+    qa = json.loads((services / "tenant/.chalice/config.json").read_text())["stages"]["qa"]["environment_variables"]
+    assert (made, again) == (True, False)
+    assert qa["STAGE"] == "qa" and qa["TENANT_REQUEST_QUEUE"] == "amci-qa-tenant-requests"
+    assert set(qa) == set(prod["environment_variables"])
 

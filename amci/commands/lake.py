@@ -53,7 +53,8 @@ def datasets(as_json: bool) -> None:
 @JSON
 def register(dataset: str, as_json: bool) -> None:
     """Register (or change) a custom dataset. DATASET is its JSON, or @FILE: {"team", "dataset", "stageA":
-    "lake_transforms.<module>:<function>", "minItems", "maxItems", "maxWaitSeconds"}."""
+    "lake_transforms.<module>:<function>", optional "stageB" (the same form), "minItems", "maxItems",
+    "maxWaitSeconds"}."""
     body = json_argument(dataset, "DATASET")
     finish(ask(lambda sdk: sdk.lake.register(body), 120), as_json)
 
