@@ -223,6 +223,8 @@ INVALID: list[tuple[str, Callable[[str], dict[str, Any]], str]] = [
      "expected an AWS region where CloudFormation runs"),
     ("platform bucket", lambda t: _details(t, bucket_exists="true", amc={"bucket_name": "amci-local-stage-x"}),
      "customer_details.amc.bucket_name: expected an AMC bucket, not one of the platform's own"),
+    ("another stage's bucket", lambda t: _details(t, bucket_exists="true", amc={"bucket_name": "amci-prod-raw-x"}),
+     "customer_details.amc.bucket_name: expected an AMC bucket, not one of the platform's own"),
     ("notification_email", lambda t: _details(t, notification_email="nobody"), "customer_details.notification_email:"
      " expected string should match"),
     ("aws_orange_account_id", lambda t: _details(t, amc={"aws_orange_account_id": "x"}),
