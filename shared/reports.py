@@ -32,7 +32,7 @@ from pydantic import Field
 
 from shared import aws, dates, scheduler
 from shared.amazon import accounts
-from shared.amazon.errors import InvalidRequest, NotFound, ServerError, Throttled
+from shared.amazon.errors import InvalidRequest, NotFound, ServerError, Throttled, Unauthorized
 from shared.amazon.http import AmbiguousFailure, Deadline
 from shared.amazon.transfer import copy_to_s3, document_format
 from shared.config import env_prefix, require
@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 REPORT = "report"  # the records' job kind
 ERROR = str(Status.ERROR)
 FINISHED = frozenset(str(s) for s in Status)
-_REFUSED = (InvalidRequest, NotFound)  # the API will not make this report: asking again would not change that
+# The API will not make this report: asking again would not change that. Unauthorized comes after a fresh token
+# (the client refreshes once on 401/403), so the credentials do not reach that profile or seller in that region.
+_REFUSED = (InvalidRequest, NotFound, Unauthorized)
 _PASSING = (Throttled, ServerError, AmbiguousFailure)  # worth another look at the next poll
 _CREATE_SKEW_S = 120  # how far before a crashed attempt to look for the report it may have created
 _DEADLINE_MARGIN_S = 5.0

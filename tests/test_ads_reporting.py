@@ -191,6 +191,16 @@ def test_a_report_is_asked_of_the_profiles_region(cloud: LocalCloud, inbox: Inbo
     assert stored(note.body["details"]["s3Uri"])[1]["Metadata"]["region"] == region.upper()
 
 
+def test_a_profile_asked_of_another_region_is_rejected_with_amazons_answer(cloud: LocalCloud, inbox: Inbox) -> None:
+    profile_id = profile(cloud, "eu")
+    note = ask(cloud, inbox, "ads_reporting", report_request(profile_id, region="NA"), timeout_s=60)
+
+    assert note.attributes["status"] == "REJECTED", note.body["summary"]
+    assert "ADS refused the report" in note.body["summary"]
+    creates = [r.status for r in calls(cloud, profile_id) if r.operation == "createReport"]
+    assert creates == [401, 401]  # once, then once more with a fresh token: asking again changes nothing
+
+
 def test_the_auth_id_is_honoured(cloud: LocalCloud, inbox: Inbox) -> None:
     profile_id, (auth_id, client_id) = profile(cloud), second_credentials(cloud)
     note = ask(cloud, inbox, "ads_reporting", report_request(profile_id, authId=auth_id), timeout_s=60)
