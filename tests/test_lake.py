@@ -469,8 +469,9 @@ def test_a_deleted_object_is_recorded_and_its_lake_data_kept(cloud: LocalCloud, 
     assert sql(cloud, "SELECT COUNT(*) AS n FROM readings", f"amci_local_{team}_weather") == [{"n": "1"}]
 
 
-def test_a_stage_a_dead_letter_is_redriven_through_stage_a(cloud: LocalCloud, inbox: Inbox) -> None:
-    team, sqs = f"r{uuid.uuid4().hex[:6]}", aws.client("sqs")
+def _dead_lettered_in_stage_a(cloud: LocalCloud, inbox: Inbox, team: str) -> str:
+    """A weather reading of ``team`` whose every stage A attempt crashed, so that it waits in stage A's DLQ."""
+    sqs = aws.client("sqs")
     register_weather(cloud, inbox, team)
     queue = sqs.get_queue_url(QueueName=cloud.outputs["DatalakeStageAQueue"])["QueueUrl"]
     visibility = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["VisibilityTimeout"])["Attributes"]
@@ -485,12 +486,35 @@ def test_a_stage_a_dead_letter_is_redriven_through_stage_a(cloud: LocalCloud, in
         cloud.crashes.rules.remove(rule)
         sqs.set_queue_attributes(QueueUrl=queue, Attributes=visibility)
     assert rule.crashed == 3 and len(dead) == 1
+    return source
+
+
+def test_a_stage_a_dead_letter_is_redriven_through_stage_a(cloud: LocalCloud, inbox: Inbox) -> None:
+    team = f"r{uuid.uuid4().hex[:6]}"
+    source = _dead_lettered_in_stage_a(cloud, inbox, team)
 
     note = ask(cloud, inbox, "datalake", {"requestType": "redrive", "stage": "a"})
 
     assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] == 1
     processed(cloud, f"{team}-weather", source)
     assert sql(cloud, "SELECT COUNT(*) AS n FROM readings", f"amci_local_{team}_weather") == [{"n": "1"}]
+
+
+def test_an_object_deleted_before_stage_a_read_it_is_skipped_not_dead_lettered(
+        cloud: LocalCloud, inbox: Inbox) -> None:
+    team = f"g{uuid.uuid4().hex[:6]}"
+    source = _dead_lettered_in_stage_a(cloud, inbox, team)
+    bucket, key = source.removeprefix("s3://").split("/", 1)
+    s3 = aws.client("s3")
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=s3.head_object(Bucket=bucket, Key=key)["VersionId"])
+
+    note = ask(cloud, inbox, "datalake", {"requestType": "redrive", "stage": "a"})
+    skipped = wait_until(lambda: [i for i in pipeline_items(cloud, f"{team}-weather")
+                                  if i["itemId"].startswith(f"object#{source}#") and i["status"] == "SKIPPED"], 60)
+
+    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] == 1
+    assert [i["reason"] for i in skipped] == ["deleted before stage A read it"]
+    assert not [m for m in _dead_letters(cloud, "DatalakeStageADlq") if json.loads(m["Body"])["key"] == key]
 
 
 def test_a_dataset_whose_transform_cannot_run_is_refused(cloud: LocalCloud, inbox: Inbox) -> None:

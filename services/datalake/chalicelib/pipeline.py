@@ -108,7 +108,14 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
     if dataset is None:
         raise LookupError(f"dataset {message['dataset']} is not registered any more")
     version = {"VersionId": message["versionId"]} if message.get("versionId") else {}
-    found = s3.get_object(Bucket=message["bucket"], Key=message["key"], **version)
+    try:
+        found = s3.get_object(Bucket=message["bucket"], Key=message["key"], **version)
+    except Exception as exc:  # deleted before stage A read it (its delete event follows): nothing left to take
+        if aws.error_code(exc) not in ("NoSuchKey", "NoSuchVersion"):
+            raise
+        gone = stage_a.Source(message["bucket"], message["key"], message.get("versionId") or "",
+                              message.get("customerId"), datetime.now(UTC), 0)
+        return _record_object(pipeline, dataset, gone, "SKIPPED", "deleted before stage A read it")
     source = stage_a.Source(message["bucket"], message["key"], message.get("versionId") or "",
                             message.get("customerId"), found["LastModified"], int(found["ContentLength"]),
                             found.get("Metadata", {}))
