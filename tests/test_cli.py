@@ -95,22 +95,21 @@ def _amci(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 
 def test_tenant_commands_onboard_change_show_list_and_offboard(amci: Callable[..., Result], tmp_path: Path) -> None:
-    # Two tenants: offboarding one that was updated trips the emulator's Lake Formation (a KeyError in moto's
-    # revoke_permissions), which is not what this test is about.
-    changed, gone = (f"cli-{uuid.uuid4().hex[:6]}" for _ in range(2))
-    files = {name: _tenant_file(tmp_path, name) for name in (changed, gone)}
+    # Two tenants, one added for people and one for scripts (--json); the updated one is then offboarded.
+    changed, other = (f"cli-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    files = {name: _tenant_file(tmp_path, name) for name in (changed, other)}
     renamed = tmp_path / "renamed.json"
     renamed.write_text(json.dumps({**json.loads(files[changed].read_text())["customer_details"],
                                    "customer_name": "CLI Tenant Renamed"}))  # bare customer_details work too
 
     added = amci("tenant", "add", str(files[changed]))
-    added_json = amci("tenant", "add", str(files[gone]), "--json")
+    added_json = amci("tenant", "add", str(files[other]), "--json")
     updated = amci("tenant", "update", str(renamed), "--json")
     shown = amci("tenant", "get", changed, "--json")
     listed = amci("tenant", "list")
     listed_json = amci("tenant", "list", "--json")
-    offboarded = amci("tenant", "offboard", gone, "--json")
-    offboarded_text = amci("tenant", "offboard", gone)  # again: nothing left to remove
+    offboarded = amci("tenant", "offboard", changed, "--json")
+    offboarded_text = amci("tenant", "offboard", changed)  # again: nothing left to remove
     missing = amci("tenant", "get", "no-such-tenant")
     offboard_missing = amci("tenant", "offboard", "no-such-tenant")
     not_json = amci("tenant", "add", __file__)
@@ -119,11 +118,11 @@ def test_tenant_commands_onboard_change_show_list_and_offboard(amci: Callable[..
     for result in (added_json, updated, listed_json, offboarded):
         assert result.exit_code == 0 and set(json.loads(result.output)) == OUTCOME, result.output
         assert json.loads(result.output)["service"] == "tenant"
-    assert json.loads(added_json.output)["summary"].startswith(f"tenant {gone} onboarded")
+    assert json.loads(added_json.output)["summary"].startswith(f"tenant {other} onboarded")
     assert json.loads(shown.output)["details"]["tenant"]["status"] == "ACTIVE"
     assert json.loads(shown.output)["details"]["tenant"]["customerName"] == "CLI Tenant Renamed"
     assert listed.exit_code == 0 and changed in listed.output and "NEW_BUCKET" in listed.output
-    assert {changed, gone} <= {t["customerId"] for t in json.loads(listed_json.output)["details"]["tenants"]}
+    assert {changed, other} <= {t["customerId"] for t in json.loads(listed_json.output)["details"]["tenants"]}
     assert "offboarded" in json.loads(offboarded.output)["summary"]
     assert offboarded_text.exit_code == 0 and "offboarded" in offboarded_text.output, offboarded_text.output
     for refused in (missing, offboard_missing):
