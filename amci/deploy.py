@@ -317,9 +317,11 @@ class Stacks:
         stack = self.describe(name)
         return stack_outputs({"Outputs": stack.get("Outputs") or []}) if stack else {}
 
-    def physical_id(self, name: str, logical_id: str) -> str:
-        return self.cfn.describe_stack_resource(StackName=name, LogicalResourceId=logical_id)[
-            "StackResourceDetail"]["PhysicalResourceId"]
+    def physical_ids(self, name: str) -> dict[str, str]:
+        """Each resource's physical id by its logical id."""
+        pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=name)
+        return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for page in pages
+                for r in page["StackResourceSummaries"]}
 
     def deploy(self, name: str, template: Template, parameters: Mapping[str, str] | None = None,
                capabilities: Sequence[str] = (), tags: Mapping[str, str] | None = None) -> StackResult:
@@ -521,6 +523,7 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
     outputs = stacks.outputs(platform_stack(stage))
     out_dir = out_dir or ROOT / "build" / "deploy" / stage
     creators = [outputs["StageBJobRoleArn"]]
+    roles = creators[0].rsplit("/", 1)[0]  # the apps' roles share the account, partition and path of the platform's
     for service in services:
         progress.status(f"{service}: recording the platform's outputs, packaging")
         configure_app(service, stage, outputs, sources.services)
@@ -528,8 +531,8 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
                         platform_key_arn=outputs.get("PlatformKeyArn"))
         template = packaged_template(s3, bucket, service, stage, built.zip_path, built.template_path, sources)
         results.append(stacks.deploy(app_stack(stage, service), template, {}, IAM, stack_tags(stage, service)))
-        creators += [session.client("iam").get_role(RoleName=stacks.physical_id(app_stack(stage, service), role))[
-            "Role"]["Arn"] for role in database_creator_roles(template)]
+        made = stacks.physical_ids(app_stack(stage, service))
+        creators += [f"{roles}/{made[role]}" for role in database_creator_roles(template)]
     grant_database_creation(session.client("lakeformation"), creators, progress)
     if monitoring and all(stacks.describe(app_stack(stage, service)) for service in SERVICES):
         monitoring = staged_template(s3, bucket, (sources.infra / "monitoring.yaml").read_text())
