@@ -17,6 +17,10 @@ from boto3.dynamodb.conditions import Key
 
 from shared import aws
 
+METRICS_NAMESPACE = "AMCInsights/DataLake"  # the lake's CloudWatch metrics, dimension Dataset
+BUILTIN_STAGE_B = "builtin:convert"  # stage B's typed-Parquet conversion alone
+TRANSFORMS_PACKAGE = "lake_transforms"  # custom datasets' transforms: vendored with the app, zipped for Glue
+
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 

@@ -48,9 +48,8 @@ from local.lambdas import Lambdas
 from shared import aws
 from shared.amazon import accounts
 from shared.config import SERVICES
-from tests.support import amc_tenant, answer, execution_outcome, execution_request, send, wait_until
+from tests.support import amc_tenant, answer, execution_outcome, execution_request, offline_packaging, send, wait_until
 
-WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
 PSEUDO = {"${AWS::Partition}": "aws", "${AWS::Region}": REGION, "${AWS::AccountId}": ACCOUNT_ID}
 # Actions AWS authorizes on no resource narrower than "*", and the condition key that must bound them (None: none).
 RESOURCE_STAR = {
@@ -87,11 +86,8 @@ class Deployed:
 def packaged(cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Every app packaged once for the local stage, offline from the wheelhouse, as the deploy packages it (the
     platform key named by its ARN): its sam.json."""
-    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
     out = tmp_path_factory.mktemp("packages")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PIP_NO_INDEX", "1")
-        patch.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
+    with offline_packaging():
         return {service: json.loads(package(service, STAGE, out, platform_key_arn=cloud.outputs["PlatformKeyArn"])
                                     .template_path.read_text()) for service in SERVICES}
 
@@ -515,6 +511,8 @@ NOT_REACHED = {
     ("on_object_event", "IntakeLedger", "dynamodb:GetItem"): "a repeated event whose routing did not finish",
     ("on_stage_a", "PublishStatus", "sns:Publish"): "a malformed file is quarantined and its owner told",
     ("on_stage_a", "ReadIntakeObjects", "s3:GetObject"): "an object of an unversioned bucket",
+    ("on_stage_a", "FindDeletedIntakeObjects", "s3:ListBucket"): "an object deleted before stage A read it: S3 says "
+                                                                  "NoSuchKey, not AccessDenied, to a lister",
     ("on_stage_a", "WritePreStage", "s3:AbortMultipartUpload"): "a multipart upload that fails is aborted",
     ("stage_b_batches", "BatchStagedFiles", "dynamodb:GetItem"): "the run of a batch still claimed is looked up",
     ("stage_b_batches", "RunStageB", "glue:GetJobRun"): "the run of a batch still claimed is looked up",

@@ -21,10 +21,10 @@ from pydantic import Field, model_validator
 
 from shared import aws
 from shared.contracts import Request
+from shared.lake import BUILTIN_STAGE_B, TRANSFORMS_PACKAGE
 
 NAME = r"^[a-z][a-z0-9_]{1,39}$"  # team and dataset names: parts of Glue database names
-ENTRY_POINT = r"^lake_transforms\.[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"  # the vendored package only
-BUILTIN_STAGE_B = "builtin:convert"  # the typed-Parquet conversion alone
+ENTRY_POINT = rf"^{TRANSFORMS_PACKAGE}\.[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"  # the vendored package only
 
 
 @dataclass(frozen=True)

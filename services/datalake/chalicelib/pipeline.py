@@ -31,7 +31,7 @@ from chalicelib.datasets import Dataset, Registry, entry_point
 from chalicelib.intake import ObjectEvent
 from shared import aws
 from shared.config import require
-from shared.lake import pending_files
+from shared.lake import METRICS_NAMESPACE, pending_files
 from shared.requests import Quarantine
 from shared.status import PLATFORM_TENANT, Status, StatusMessage, StatusPublisher
 
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 PENDING, CLAIMED = "PENDING", "CLAIMED"
 MAX_ATTEMPTS = 3
 HISTORY_S = 90 * 24 * 3600  # object and run records expire after this
-METRICS = "AMCInsights/DataLake"
 UPLOAD_PART = 8 * 1024 * 1024
 S3_METADATA_BYTES = 2048  # user metadata, keys and values together
 _FAILED_RUN = ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED", "NOT_STARTED")
@@ -110,7 +109,8 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
     version = {"VersionId": message["versionId"]} if message.get("versionId") else {}
     try:
         found = s3.get_object(Bucket=message["bucket"], Key=message["key"], **version)
-    except Exception as exc:  # deleted before stage A read it (its delete event follows): nothing left to take
+    except Exception as exc:  # deleted before stage A read it (its delete event follows): nothing left to take.
+        # S3 says so only to a reader that may list the bucket (the platform's buckets; a tenant's answers 403).
         if aws.error_code(exc) not in ("NoSuchKey", "NoSuchVersion"):
             raise
         gone = stage_a.Source(message["bucket"], message["key"], message.get("versionId") or "",
@@ -172,7 +172,7 @@ def _record_object(pipeline: Any, dataset: Dataset, source: stage_a.Source, stat
 def put_metrics(dataset: str, counts: dict[str, int]) -> None:
     """Counts of the dataset's pipeline as CloudWatch metrics (``AMCInsights/DataLake``, dimension ``Dataset``);
     stage B adds its own per run (files, rows, bytes...)."""
-    aws.client("cloudwatch").put_metric_data(Namespace=METRICS, MetricData=[
+    aws.client("cloudwatch").put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=[
         {"MetricName": name, "Dimensions": [{"Name": "Dataset", "Value": dataset}], "Value": value, "Unit": "Count"}
         for name, value in counts.items()])
 

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from boto3.dynamodb.conditions import Attr
 from convert import TIMESTAMP, Converted, convert
 
 from shared import aws
-from shared.lake import pending_files
+from shared.lake import BUILTIN_STAGE_B, METRICS_NAMESPACE, TRANSFORMS_PACKAGE, pending_files
 from shared.status import Status, StatusMessage, StatusPublisher
 
 HISTORY_S = 90 * 24 * 3600
@@ -43,8 +44,8 @@ _FROM_GLUE = {"bigint": pa.int64(), "double": pa.float64(), "boolean": pa.bool_(
               "date": pa.date32(), "timestamp": TIMESTAMP, "int": pa.int64(), "float": pa.float64()}
 _ARGUMENTS = ("dataset", "run_id", "pipeline_table", "stage_bucket", "status_topic_arn", "analyst_role_arn")
 READER_PERMISSIONS = ["SELECT", "DESCRIBE"]  # what the analyst role gets on every table stage B writes
-BUILTIN_STAGE_B = "builtin:convert"
-_CUSTOM_PACKAGE = "lake_transforms."  # the registry accepts no other (chalicelib/datasets.py ENTRY_POINT)
+log = logging.getLogger(__name__)
+_CUSTOM_PACKAGE = f"{TRANSFORMS_PACKAGE}."  # the registry accepts no other (chalicelib/datasets.py ENTRY_POINT)
 BatchTransform = Callable[[pa.RecordBatch, dict[str, Any]], "pa.RecordBatch | pa.Table"]
 
 
@@ -110,7 +111,8 @@ class StageB:
                 context = {"table": table, "partition": dict(partition), "source": item.get("source")}
                 try:
                     converted = _transformed(self.transform, out.name, converted, current, context)
-                except (pa.ArrowException, ValueError) as refused:  # the data is wrong (any other error: retried)
+                except (pa.ArrowTypeError, ValueError) as refused:  # the data is wrong (ArrowInvalid is a
+                    # ValueError; any other error, out of memory included, fails the run to be retried)
                     self._quarantine_file(item, f"stage B {self.run.stage_b}: {type(refused).__name__}: {refused}")
                     return
             self.s3.upload_file(out.name, self.run.stage_bucket, f"{location}{path}{stem}.parquet")
@@ -193,14 +195,20 @@ class StageB:
     def _grant_readers(self, database: str, table: str) -> None:
         """The analyst role may read the table, whatever its database (a tenant's, Ads, SP, a custom dataset's):
         stage B created it, and a table's creator may grant on it in Lake Formation. Granted with every file, as a
-        grant held already is a no-op and a run that died after creating the table has not granted yet."""
-        self.lakeformation.grant_permissions(
-            Principal={"DataLakePrincipalIdentifier": self.run.analyst_role_arn}, Permissions=READER_PERMISSIONS,
-            Resource={"Table": {"DatabaseName": database, "Name": table}})
+        grant held already is a no-op and a run that died after creating the table has not granted yet. A table
+        another principal created (an older stage B role, before the role had its fixed name) refuses the grant:
+        its rows still land, and the log says which grant a data lake administrator must make."""
+        try:
+            self.lakeformation.grant_permissions(
+                Principal={"DataLakePrincipalIdentifier": self.run.analyst_role_arn}, Permissions=READER_PERMISSIONS,
+                Resource={"Table": {"DatabaseName": database, "Name": table}})
+        except self.lakeformation.exceptions.AccessDeniedException:
+            log.warning("stage B may not grant on %s.%s: a data lake administrator must grant %s on it to %s",
+                        database, table, ", ".join(READER_PERMISSIONS), self.run.analyst_role_arn)
 
     def _metrics(self) -> None:
         dimensions = [{"Name": "Dataset", "Value": self.run.dataset}]
-        aws.client("cloudwatch").put_metric_data(Namespace="AMCInsights/DataLake", MetricData=[
+        aws.client("cloudwatch").put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=[
             {"MetricName": name.capitalize(), "Dimensions": dimensions, "Value": value,
              "Unit": "Bytes" if name == "bytes" else "Count"} for name, value in self.totals.items()])
 
