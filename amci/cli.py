@@ -175,10 +175,10 @@ def status_cmd(recent_hours: float, as_json: bool) -> None:
         for status, n in found[kind].items():
             counts.add_row(status, str(n))
         console.print(counts)
-    failures = Table("when", "kind", "owner", "what", "status", "reason", title=(
+    failures = Table("failed at", "kind", "owner", "what", "status", "reason", title=(
         f"Latest failures ({found['recent']['failures']} in the last {recent_hours:g} hours)"))
     for f in found["failures"]:
-        failures.add_row(f["createdAt"][:19], f["kind"], str(f["owner"]), str(f["what"]), f["status"],
+        failures.add_row(f["failedAt"][:19], f["kind"], str(f["owner"]), str(f["what"]), f["status"],
                          str(f["reason"] or "")[:80])
     console.print(failures)
     sys.exit(1 if troubled else 0)

@@ -34,12 +34,11 @@ def platform_status(platform: Platform, failures: int = 10, recent_hours: float 
     failed = [*_by_status(workflow, "executionStatus", FAILED), *_by_status(reports, "reportStatus", FAILED)]
     since = (datetime.now(UTC) - timedelta(hours=recent_hours)).isoformat(timespec="milliseconds")
     queues = _queues(platform)
-    recent = sum(item["createdAt"] >= since for item in failed)
+    recent = sum(_failed_at(item) >= since for item in failed)
     return {"queues": queues,
             "executions": _counts(workflow, "executionStatus", EXECUTION_STATUSES),
             "reports": _counts(reports, "reportStatus", REPORT_STATUSES),
-            "failures": [_failure(item) for item in sorted(failed, key=lambda i: i["createdAt"], reverse=True)
-                         [:failures]],
+            "failures": [_failure(item) for item in sorted(failed, key=_failed_at, reverse=True)[:failures]],
             "recent": {"hours": recent_hours, "failures": recent},
             "troubled": recent > 0 or any(q["deadLetter"] and q["waiting"] for q in queues)}
 
@@ -70,11 +69,17 @@ def _by_status(table: Any, attribute: str, statuses: tuple[str, ...]) -> Any:
         yield from aws.items(table.query, IndexName="byStatus", KeyConditionExpression=Key(attribute).eq(status))
 
 
+def _failed_at(item: dict[str, Any]) -> str:
+    """When the job ended: its record's last change (a report fails hours after it was asked for)."""
+    return str(item.get("updatedAt") or item["createdAt"])
+
+
 def _failure(item: dict[str, Any]) -> dict[str, Any]:
     execution = "executionStatus" in item
     return {"kind": "execution" if execution else "report",
             "owner": item.get("customerId") or item.get("service"), "requestId": item["requestId"],
             "status": item.get("executionStatus") or item.get("reportStatus"), "createdAt": item["createdAt"],
+            "failedAt": _failed_at(item),
             "what": item.get("workflowId") if execution else item.get("tableName"),
             "reason": item.get("amcMessage") if execution else item.get("message")}
 

@@ -142,6 +142,7 @@ def test_status_counts_a_failed_report_and_shows_why_it_failed(amci: Amci, cloud
     row = next(f for f in after["failures"] if f["requestId"] == failed["requestId"])
     assert (row["kind"], row["status"], row["what"]) == ("report", "FAILED", f"{profile_id}-spCampaigns")
     assert "Report generation failed" in row["reason"]
+    assert row["failedAt"] > row["createdAt"]  # judged by when it failed, not when it was asked for
     assert after["recent"] == {"hours": 24, "failures": before["recent"]["failures"] + 1} and after["troubled"]
     assert window["recent"] == {"hours": 0.0003, "failures": 0}
     assert failed["requestId"] in {f["requestId"] for f in window["failures"]}  # still shown, as history
