@@ -22,11 +22,13 @@ from click.testing import CliRunner, Result
 from amci.cli import main
 from amci.commands.common import console
 from amci.inbox import Inbox
+from amci.package import Package, package
 from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from local.scheduler import ScaledClock
 from shared import aws
-from tests.support import FAST, LOG_WATCH, sp_unthrottled
+from shared.config import SERVICES
+from tests.support import FAST, LOG_WATCH, offline_packaging, sp_unthrottled
 
 TESTS = Path(__file__).resolve().parent
 # Reports: an hour of polling every 2 s is as often as an execution's history allows (shared/reports.py MAX_POLLS).
@@ -104,3 +106,12 @@ def faults(cloud: LocalCloud) -> Iterator[Faults]:
     """The sandbox's fault rules; whatever the test added is cleared afterwards."""
     yield cloud.sandbox.faults
     cloud.sandbox.faults.clear()
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
+    """Each app packaged once per test process, offline, as ``amci package`` builds it for the local stage (the
+    deployed stage's variables are filled in by the deploy)."""
+    out = tmp_path_factory.mktemp("packages")
+    with offline_packaging():
+        return {service: package(service, "local", out) for service in SERVICES}

@@ -16,6 +16,8 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import pytest
+
 from amci.inbox import Inbox, Notification
 from amci.stages import SERVICES_DIR
 from local.cloud import LocalCloud
@@ -29,6 +31,9 @@ from shared.amazon.regions import Endpoints
 from shared.logs import JsonFormatter
 
 T = TypeVar("T")
+WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"  # filled by make: packaging runs offline
+LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # a zip uploaded directly (not from S3)
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # the function and its layers, unzipped
 FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)  # AMC executions in ~2 s
 # What a secret looks like once written: Login with Amazon tokens and client secrets, bearer headers, pre-signed
 # URL signatures, secret-named JSON fields with a value. Their masked forms ("Atz*|***", "Bearer ***") do not match.
@@ -181,10 +186,20 @@ def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
             if f"/{instance}/" in r.path]
 
 
+def ads_calls(cloud: LocalCloud, profile_id: str, operation: str | None = None, since: float = 0) -> list[Any]:
+    """The sandbox's Amazon Ads requests for the profile (its Scope header), from ``since`` (epoch seconds)."""
+    return [r for r in cloud.sandbox.requests.where(api="ads", operation=operation) if r.time >= since
+            and header(r, "Amazon-Advertising-API-Scope") == profile_id]
+
+
+def header(request: Any, name: str) -> str | None:
+    """A recorded request's header, whatever its case."""
+    return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
+
+
 def ads_creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
     """The Amazon Ads reports the sandbox created for ``profile_id`` (its request log)."""
-    return [r for r in cloud.sandbox.requests.where(api="ads", operation="createReport") if r.status < 300
-            and {k.lower(): v for k, v in r.headers.items()}.get("amazon-advertising-api-scope") == profile_id]
+    return [r for r in ads_calls(cloud, profile_id, "createReport") if r.status < 300]
 
 
 @contextmanager
@@ -287,3 +302,23 @@ def manage_schedule(cloud: LocalCloud, inbox: Inbox, service: str, name: str, re
     listed = ask(cloud, inbox, service, {"requestType": "listSchedules"})
     assert name not in {s["scheduleName"] for s in listed.body["details"]["schedules"]}
     assert scheduler.list_schedules(GroupName=group, NamePrefix=deployed)["Schedules"] == []
+
+
+@contextmanager
+def offline_packaging() -> Iterator[pytest.MonkeyPatch]:
+    """pip, as Chalice runs it to package an app, installs from the wheelhouse only (tests run offline)."""
+    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIP_NO_INDEX", "1")
+        env.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
+        yield env
+
+
+def analyst_grants(cloud: LocalCloud, database: str, table: str) -> list[str]:
+    """What Lake Formation lets the analyst role do with the table itself (a grant on all of its database's tables
+    aside). Filtered here: moto's filter by table name fails on a database that also has such a grant."""
+    found = aws.client("lakeformation").list_permissions()["PrincipalResourcePermissions"]
+    return sorted({p for grant in found for p in grant["Permissions"]
+                   if grant["Principal"]["DataLakePrincipalIdentifier"] == cloud.outputs["AnalystRoleArn"]
+                   and grant["Resource"].get("Table", {}).get("DatabaseName") == database
+                   and grant["Resource"]["Table"].get("Name") == table})

@@ -46,10 +46,10 @@ from local.cloud import ACCOUNT_ID, LocalCloud
 from local.cloudformation import _schedule_key_deletions as schedule_key_deletions
 from shared import aws
 from shared.config import SERVICES
+from tests.support import offline_packaging
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")  # moto's skips, listed above
 STAGE = "dt" + secrets.token_hex(4)  # 10 characters: a letter, then lowercase letters and digits
-WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
 MOTO_SKIPS = {"AWS::Glue::Database", "AWS::SecretsManager::Secret", "AWS::LakeFormation::Resource",
               "AWS::Scheduler::ScheduleGroup", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy"}
 STACKS = [domain.bootstrap_stack(STAGE), domain.platform_stack(STAGE)] + [
@@ -170,11 +170,8 @@ def stage(moto_cloudformation: None, sources: domain.Sources,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Result]]:
     """``amci COMMAND --stage <this module's>`` in this process: offline packaging, the copies as sources;
     whatever is left of the stage at the end (a test failed half-way) is deleted, data included."""
-    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
     out = tmp_path_factory.mktemp("packages")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PIP_NO_INDEX", "1")
-        patch.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
+    with offline_packaging() as patch:
         patch.setattr(domain, "SOURCES", sources)
 
         def run(command: str, *args: str, input: str | None = None) -> Result:

@@ -18,7 +18,7 @@ import pytest
 from amci.inbox import Inbox
 from local.cloud import LocalCloud
 from shared import aws
-from tests.support import ask, onboard, pipeline_items, sql, wait_until
+from tests.support import analyst_grants, ask, onboard, pipeline_items, sql, wait_until
 
 AMC_CSV = (b'campaign,campaign_id,impressions,total_cost,purchase_rate,is_new,event_date,filtered\n'
            b'"Brand, Spring",1001,1200,12.5,0.25,true,2026-11-01,false\n'
@@ -69,14 +69,6 @@ def metric(dataset: str, name: str) -> float:
         Namespace="AMCInsights/DataLake", MetricName=name, Dimensions=[{"Name": "Dataset", "Value": dataset}],
         StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=1), Period=7200, Statistics=["Sum"])
     return sum(p["Sum"] for p in points["Datapoints"])
-
-
-def analyst_grants(cloud: LocalCloud, database: str, table: str) -> list[str]:
-    """What Lake Formation lets the analyst role do with the table."""
-    found = aws.client("lakeformation").list_permissions(
-        Principal={"DataLakePrincipalIdentifier": cloud.outputs["AnalystRoleArn"]},
-        Resource={"Table": {"DatabaseName": database, "Name": table}})["PrincipalResourcePermissions"]
-    return sorted({p for grant in found for p in grant["Permissions"]})
 
 
 def processed(cloud: LocalCloud, dataset: str, source: str, timeout_s: float = 60) -> list[dict[str, Any]]:
@@ -190,7 +182,8 @@ def test_a_custom_dataset_needs_no_change_to_the_lake(cloud: LocalCloud, inbox: 
     told = inbox.wait_for(lambda n: n.attributes["requestType"] == "stageA" and bad in n.body["summary"], 30)
     assert told.attributes["status"] == "REJECTED" and "expected <team>/weather" in told.body["summary"]
     counts = wait_until(lambda: (counted := {name: metric(f"{team}-weather", name) for name in (
-        "Objects", "ObjectsQuarantined", "Files", "Rows", "Bytes")})["Objects"] == 2 and counted, 30)
+        "Objects", "ObjectsQuarantined", "Files", "Rows", "Bytes")})["Objects"] == 2 and all(counted.values())
+        and counted, 30)  # stage A's and stage B's, published apart
     assert counts["ObjectsQuarantined"] == 1 and counts["Files"] == 1 and counts["Rows"] == 2
     assert counts["Bytes"] == int(processed(cloud, f"{team}-weather", good)[0]["bytesWritten"])
 
@@ -495,7 +488,7 @@ def test_a_stage_a_dead_letter_is_redriven_through_stage_a(cloud: LocalCloud, in
 
     note = ask(cloud, inbox, "datalake", {"requestType": "redrive", "stage": "a"})
 
-    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] == 1
+    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] >= 1  # ours, and others' left
     processed(cloud, f"{team}-weather", source)
     assert sql(cloud, "SELECT COUNT(*) AS n FROM readings", f"amci_local_{team}_weather") == [{"n": "1"}]
 
@@ -512,7 +505,7 @@ def test_an_object_deleted_before_stage_a_read_it_is_skipped_not_dead_lettered(
     skipped = wait_until(lambda: [i for i in pipeline_items(cloud, f"{team}-weather")
                                   if i["itemId"].startswith(f"object#{source}#") and i["status"] == "SKIPPED"], 60)
 
-    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] == 1
+    assert note.attributes["status"] == "SUCCEEDED" and note.body["details"]["redriven"] >= 1  # ours, and others' left
     assert [i["reason"] for i in skipped] == ["deleted before stage A read it"]
     assert not [m for m in _dead_letters(cloud, "DatalakeStageADlq") if json.loads(m["Body"])["key"] == key]
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,28 +19,13 @@ import pytest
 from amci.package import Package, PackagingError, package
 from amci.stages import SERVICES_DIR, stage_variables
 from shared.config import SERVICES
-
-WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
-LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # what `chalice deploy` uploads directly
-LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+from tests.support import LAMBDA_UNZIPPED_LIMIT, LAMBDA_ZIP_LIMIT, WHEELHOUSE, offline_packaging
 
 
 @pytest.fixture
-def offline_pip(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
-    """Each app packaged once for the module's tests, offline."""
-    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
-    out = tmp_path_factory.mktemp("packages")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PIP_NO_INDEX", "1")
-        env.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
-        return {service: package(service, "local", out) for service in SERVICES}
+def offline_pip() -> Iterator[None]:
+    with offline_packaging():
+        yield
 
 
 @pytest.mark.parametrize("service", SERVICES)

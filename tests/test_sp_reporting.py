@@ -278,7 +278,7 @@ def test_a_scheduled_report_fires_by_itself_and_schedules_are_managed(cloud: Loc
         assert fired.attributes["status"] == "SUCCEEDED", fired.body["summary"]
         assert "/adtech/sp_report/scheduled/" in fired.body["details"]["s3Uri"]
         manage_schedule(cloud, inbox, "sp_reporting", name, report)
-    finally:  # a failure must not leave a schedule firing every second
+    finally:  # a failure must not leave the schedule firing for the rest of the session
         deleted = ask(cloud, inbox, "sp_reporting", {"rule_name": name})  # the AWS Solution's delete shape
     assert deleted.attributes["status"] == "SUCCEEDED"
 
@@ -318,7 +318,7 @@ def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbo
         made = wait_until(lambda: creates(cloud, day(days_ago)), 30)[0]
         wait_until(lambda: [r for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
                             if r.time > made.time], 30)  # the report is being waited for
-        faults.outage("sp", seconds=3)
+        faults.outage("sp", seconds=5)  # longer than a poll's interval (2 s), even on a busy machine
         note = answer(inbox, request_id, timeout_s=90)
     finally:
         cloud.sandbox.sp.timings.processing_s = saved

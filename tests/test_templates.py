@@ -28,29 +28,15 @@ import pytest
 from cfnlint.decode import decode
 
 from amci.deploy import app_template, package_digest
-from amci.package import Package, package
+from amci.package import Package
 from amci.stages import SERVICES_DIR, config_path, stage_variables
 from shared.config import SERVICES
+from tests.support import LAMBDA_UNZIPPED_LIMIT, LAMBDA_ZIP_LIMIT
 
 INFRA = SERVICES_DIR.parent / "infra"
-WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"
 CHECKOV = Path(sys.prefix) / "checkov" / "bin" / "checkov"
-LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # a zip uploaded directly (not from S3)
-LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # the function and its layers, unzipped
 OTHER_REGION = "eu-west-1"  # where the "elsewhere" tenants keep their buckets
 OTHER_ACCOUNT = "210987654321"  # the bucket owner's account of the cross-account tenant
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Package]:
-    """Each app packaged once, offline from the wheelhouse, as ``amci package`` builds it (the local stage: the
-    deployed stage's variables are filled in by the deploy)."""
-    assert WHEELHOUSE.is_dir(), f"{WHEELHOUSE} is missing: run `make test`, which fills it"
-    out = tmp_path_factory.mktemp("packages")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PIP_NO_INDEX", "1")
-        env.setenv("PIP_FIND_LINKS", str(WHEELHOUSE))
-        return {service: package(service, "local", out) for service in SERVICES}
 
 
 @pytest.fixture(scope="module")

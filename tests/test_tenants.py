@@ -17,7 +17,7 @@ import pytest
 from amci.inbox import Inbox
 from local.cloud import ACCOUNT_ID, LocalCloud
 from shared import aws
-from tests.support import answer, ask, queue_idle, send, wait_until
+from tests.support import analyst_grants, answer, ask, queue_idle, send, wait_until
 
 AMC_ACCOUNT = "111122223333"
 
@@ -179,21 +179,13 @@ def test_the_accounts_data_lake_admins_stay_through_onboarding_landing_and_offbo
         assert ask(cloud, inbox, "tenant", {"customer_details": _details(tenant)}).attributes["status"] == "SUCCEEDED"
         aws.client("s3").put_object(Bucket=f"amc-{tenant}-results", Body=b"campaign,impressions\nA,1\n",
                                     Key="workflow=top/schedule=adhoc/2026-11-27T00:00:00.000Z-top.csv")
-        wait_until(lambda: _table_exists(f"amci_local_{tenant}", "top_adhoc"), 60)  # stage B granted on it
+        wait_until(lambda: analyst_grants(cloud, f"amci_local_{tenant}", "top_adhoc"), 60)  # stage B granted on it
         assert answer(inbox, send(cloud, "tenant", {"requestType": "offboardTenant", "customer_id": tenant})
                       ).attributes["status"] == "SUCCEEDED"
 
         assert lakeformation.get_data_lake_settings()["DataLakeSettings"]["DataLakeAdmins"] == [theirs]
     finally:
         lakeformation.put_data_lake_settings(DataLakeSettings=before)
-
-
-def _table_exists(database: str, table: str) -> bool:
-    try:
-        aws.client("glue").get_table(DatabaseName=database, Name=table)
-    except aws.client("glue").exceptions.EntityNotFoundException:
-        return False
-    return True
 
 
 def test_get_and_list_answer_on_the_status_topic(cloud: LocalCloud, inbox: Inbox) -> None:
