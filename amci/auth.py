@@ -163,14 +163,15 @@ class Auth:
 
     def _keep(self, auth_id: str, name: str, record: dict[str, Any]) -> None:
         """Write the credential set to its secret, creating it (with the platform's key) when missing."""
+        tags = {"amci:component": "auth", "amci:auth-id": auth_id, "amci:kept-by": "amci auth",
+                # a platform stack from before its Stage output tells none
+                **({"amci:stage": self.platform.outputs["Stage"]} if "Stage" in self.platform.outputs else {})}
         try:
             self._secrets.create_secret(
                 Name=name, SecretString=json.dumps(record), KmsKeyId=self.platform.outputs["PlatformKeyArn"],
                 Description=f"Login with Amazon credentials of authId {auth_id} (client_id, client_secret, "
                             "refresh_token), kept by amci auth",
-                Tags=[{"Key": "amci:stage", "Value": self.platform.outputs["Stage"]},
-                      {"Key": "amci:component", "Value": "auth"}, {"Key": "amci:auth-id", "Value": auth_id},
-                      {"Key": "amci:kept-by", "Value": "amci auth"}])
+                Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
         except self._secrets.exceptions.ResourceExistsException:
             CredentialStore(self._secrets, name).update(record)
 

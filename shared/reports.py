@@ -50,7 +50,7 @@ REPORT = "report"  # the records' job kind
 ERROR = str(Status.ERROR)
 FINISHED = frozenset(str(s) for s in Status)
 # The API will not make this report: asking again would not change that. Unauthorized comes after a fresh token
-# (the client refreshes once on 401/403), so the credentials do not reach that profile or seller in that region.
+# (the client refreshes once when refused), so the credentials do not reach that profile or seller in that region.
 _REFUSED = (InvalidRequest, NotFound, Unauthorized)
 _PASSING = (Throttled, ServerError, AmbiguousFailure)  # worth another look at the next poll
 _CREATE_SKEW_S = 120  # how far before a crashed attempt to look for the report it may have created
