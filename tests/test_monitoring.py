@@ -23,12 +23,13 @@ from amci.deploy import app_stack, bootstrap_stack, monitoring_stack, platform_s
 from local import cfn
 from local.cloud import ACCOUNT_ID, REGION, LocalCloud
 from local.provision import INFRA, ProvisionError, Stack, provision
-from shared import aws
+from shared import aws, lake
 from shared.config import SERVICES
 
 STAGE = f"mon{uuid.uuid4().hex[:6]}"
 TEMPLATE = INFRA / "monitoring.yaml"
 STAGE_B = Path(__file__).resolve().parent.parent / "services" / "datalake" / "glue" / "stage_b.py"
+PIPELINE = STAGE_B.parent.parent / "chalicelib" / "pipeline.py"
 TAGS = {"amci:stage": STAGE, "amci:component": "monitoring"}
 
 
@@ -41,7 +42,7 @@ def _stack_names(stage: str) -> list[str]:
 def _provision(cloud: LocalCloud, stage: str) -> Stack:
     template = cfn.load(TEMPLATE)
     outputs = {name: cloud.outputs[name] for name in template["Parameters"] if name in cloud.outputs}
-    return provision(TEMPLATE, monitoring_stack(stage), {"Stage": stage, "Version": "v1.2.3", **outputs},
+    return provision(TEMPLATE, monitoring_stack(stage), {**outputs, "Stage": stage, "Version": "v1.2.3"},
                      aws.client, REGION, ACCOUNT_ID)
 
 
@@ -319,20 +320,21 @@ def test_the_dashboard_shows_every_state_machine_and_the_reports_and_executions(
             assert ("AWS/States", metric, (("StateMachineArn", cloud.outputs[output]),)) in graphed
 
 
-def _stage_b_metrics() -> tuple[str, set[str]]:
-    """The namespace and metric names stage B publishes (``Stage._metrics``: each total, capitalized)."""
+def _lake_metrics() -> set[str]:
+    """The metric names the lake publishes: stage B's totals (``StageB._metrics``: each, capitalized), and what stage
+    A and the batcher count (``pipeline.put_metrics`` calls)."""
     tree = ast.parse(STAGE_B.read_text())
-    (call,) = [n for n in ast.walk(tree)
-               if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "put_metric_data"]
-    (namespace,) = [k.value.value for k in call.keywords if k.arg == "Namespace"]
     (totals,) = [n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict)
                  and any(getattr(t, "attr", "") == "totals" for t in n.targets)]
-    return namespace, {key.value.capitalize() for key in totals.keys}
+    counted = [n.args[1] for n in ast.walk(ast.parse(PIPELINE.read_text()))
+               if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "put_metrics"]
+    return {key.value.capitalize() for key in totals.keys} | {key.value for d in counted for key in d.keys}
 
 
-def test_the_dashboard_shows_every_metric_stage_b_publishes(dashboard: dict[str, Any]) -> None:
-    namespace, metrics = _stage_b_metrics()
-    assert metrics == {"Files", "Rows", "Bytes", "Filtered", "Rejected", "Quarantined"}
+def test_the_dashboard_shows_every_metric_the_lake_publishes(dashboard: dict[str, Any]) -> None:
+    metrics, namespace = _lake_metrics(), lake.METRICS_NAMESPACE
+    assert metrics == {"Files", "Rows", "Bytes", "Filtered", "Rejected", "Quarantined", "Objects",
+                       "ObjectsQuarantined", "RunsFailed"}
     searched = {m["expression"] for w in dashboard["widgets"] for m in w["properties"].get("metrics", [])
                 if isinstance(m, dict)}
     for metric in metrics:
