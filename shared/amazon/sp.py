@@ -58,7 +58,7 @@ DOCUMENTED_LIMITS: Mapping[str, tuple[float, float]] = {
     "cancelReport": (0.0222, 10), "getReportDocument": (0.0167, 15), "getReportSchedules": (0.0222, 10),
     "createReportSchedule": (0.0222, 10), "getReportSchedule": (0.0222, 10), "cancelReportSchedule": (0.0222, 10),
 }
-HEADROOM = 0.9  # the client refills at 90% of the rate: jitter in transit must not turn a full bucket into a 429
+HEADROOM = 0.9  # the client keeps 90% of the rate and burst: jitter in transit must not turn a full bucket into a 429
 CLOCK_SKEW = timedelta(minutes=2)  # how far our clock may run ahead of Amazon's when looking for a created report
 SETTLE_S = 2.0  # after an ambiguous creation, how long the request may still be in progress on Amazon's side
 POOL_SIZE = 100  # connections kept per host: concurrent callers beyond it would each open and drop one (and warn)
@@ -130,6 +130,11 @@ class ReportSpecification:
 
 # -- client-side rate limiting ------------------------------------------------------------------------------------
 
+def kept_burst(burst: float, headroom: float) -> float:
+    """The burst the client allows itself: its share of Amazon's, one call at least."""
+    return max(1.0, burst * headroom)
+
+
 class TokenBucket:
     """``rate`` tokens a second up to ``burst``; a call takes one. Not thread-safe: its owner locks."""
 
@@ -190,7 +195,7 @@ class RateLimiter:
     def _bucket(self, operation: str, limit: tuple[float, float]) -> TokenBucket:
         found = self._buckets.get(operation)
         if found is None or found[0] != limit:
-            found = (limit, TokenBucket(limit[0] * self.headroom, limit[1], self._clock()))
+            found = (limit, TokenBucket(limit[0] * self.headroom, kept_burst(limit[1], self.headroom), self._clock()))
             self._buckets[operation] = found
         return found[1]
 
@@ -222,7 +227,7 @@ class TableRateLimiter:
         if limit is None:
             return 0.0
         interval = 1 / (limit[0] * self.headroom)
-        tolerance = (limit[1] - 1) * interval  # how far ahead of time a call may go: the burst
+        tolerance = (kept_burst(limit[1], self.headroom) - 1) * interval  # how far ahead of time a call may go
         key = {**self._key, "recordId": f"{self._prefix}#{operation}"}
         wait = max(0.0, self._take_turn(key, interval) - tolerance - self._clock())
         if deadline is not None and wait > deadline.remaining() - 1.0:
