@@ -7,6 +7,7 @@ tables (``local/athena.py``), so the same call works on a laptop and in an AWS a
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,20 @@ def normalise_name(name: str) -> str:
     ``1st`` -> ``_1st``). May return "" (a name of punctuation only): callers name such columns themselves."""
     cleaned = _NOT_NAME.sub("_", name.lower()).strip("_")
     return f"_{cleaned}" if cleaned[:1].isdigit() else cleaned
+
+
+def entry_point(name: str) -> Any:
+    """The function an entry point (``package.module:function``) names; ImportError or AttributeError if none."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def put_metrics(dataset: str, counts: dict[str, int]) -> None:
+    """Counts of the dataset's pipeline as CloudWatch metrics (``METRICS_NAMESPACE``, dimension ``Dataset``), each
+    a count but ``Bytes``."""
+    aws.client("cloudwatch").put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=[
+        {"MetricName": name, "Dimensions": [{"Name": "Dataset", "Value": dataset}], "Value": value,
+         "Unit": "Bytes" if name == "Bytes" else "Count"} for name, value in counts.items()])
 
 
 def pending_files(pipeline: Any, dataset: str) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,6 @@ files with the built-in converter (``builtin:convert``), then hands each typed b
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Iterator
@@ -84,12 +83,6 @@ class RegisterDataset(Request):
 class ListDatasets(Request):
     request_type = "listDatasets"
     requestType: Literal["listDatasets"]
-
-
-def entry_point(name: str) -> Any:
-    """The function an entry point (``package.module:function``) names; ImportError or AttributeError if none."""
-    module, _, function = name.partition(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def registry() -> Registry:

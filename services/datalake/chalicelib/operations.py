@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, entry_point, registry
+from chalicelib.datasets import Dataset, ListDatasets, RegisterDataset, registry
 from chalicelib.pipeline import PENDING
 from shared import aws
 from shared.contracts import ContractError, FieldError, Request
-from shared.lake import BUILTIN_STAGE_B
+from shared.lake import BUILTIN_STAGE_B, entry_point
 from shared.requests import RequestContext
 from shared.requests import redrive as redrive_dead_letters
 from shared.service import Service

@@ -27,11 +27,11 @@ from boto3.dynamodb.conditions import Attr
 from boto3.s3.transfer import TransferConfig
 
 from chalicelib import stage_a
-from chalicelib.datasets import Dataset, Registry, entry_point
+from chalicelib.datasets import Dataset, Registry
 from chalicelib.intake import ObjectEvent
 from shared import aws
 from shared.config import require
-from shared.lake import METRICS_NAMESPACE, pending_files
+from shared.lake import entry_point, pending_files, put_metrics
 from shared.requests import Quarantine
 from shared.status import PLATFORM_TENANT, Status, StatusMessage, StatusPublisher
 
@@ -107,18 +107,16 @@ def run_stage_a(message: dict[str, Any], lake: Lake, registry: Registry, s3: Any
     if dataset is None:
         raise LookupError(f"dataset {message['dataset']} is not registered any more")
     version = {"VersionId": message["versionId"]} if message.get("versionId") else {}
+    where = (message["bucket"], message["key"], message.get("versionId") or "", message.get("customerId"))
     try:
         found = s3.get_object(Bucket=message["bucket"], Key=message["key"], **version)
     except Exception as exc:  # deleted before stage A read it (its delete event follows): nothing left to take.
         # S3 says so only to a reader that may list the bucket (the platform's buckets; a tenant's answers 403).
         if aws.error_code(exc) not in ("NoSuchKey", "NoSuchVersion"):
             raise
-        gone = stage_a.Source(message["bucket"], message["key"], message.get("versionId") or "",
-                              message.get("customerId"), datetime.now(UTC), 0)
+        gone = stage_a.Source(*where, datetime.now(UTC), 0)
         return _record_object(pipeline, dataset, gone, "SKIPPED", "deleted before stage A read it")
-    source = stage_a.Source(message["bucket"], message["key"], message.get("versionId") or "",
-                            message.get("customerId"), found["LastModified"], int(found["ContentLength"]),
-                            found.get("Metadata", {}))
+    source = stage_a.Source(*where, found["LastModified"], int(found["ContentLength"]), found.get("Metadata", {}))
     transform = _transform(dataset)
     try:
         staged = [_stage(pre, dataset, message, source, lake, s3, pipeline)
@@ -167,14 +165,6 @@ def _record_object(pipeline: Any, dataset: Dataset, source: stage_a.Source, stat
     log.info("stage A", extra={"dataset": dataset.key, "source": source.uri, "status": status, "reason": reason})
     put_metrics(dataset.key, {"Objects": 1, "ObjectsQuarantined": int(status == "QUARANTINED")})
     return status
-
-
-def put_metrics(dataset: str, counts: dict[str, int]) -> None:
-    """Counts of the dataset's pipeline as CloudWatch metrics (``AMCInsights/DataLake``, dimension ``Dataset``);
-    stage B adds its own per run (files, rows, bytes...)."""
-    aws.client("cloudwatch").put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=[
-        {"MetricName": name, "Dimensions": [{"Name": "Dataset", "Value": dataset}], "Value": value, "Unit": "Count"}
-        for name, value in counts.items()])
 
 
 # -- batching -------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ a replay overwrites rather than adds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -145,8 +146,7 @@ def custom(transform: Callable[[IO[bytes], Source], Iterable[Any]]) -> Transform
         with _data_errors():
             for out in transform(body, source):
                 pre = out if isinstance(out, PreStaged) else PreStaged(**out)
-                yield PreStaged(pre.table, pre.partition, pre.name, pre.file_format, _guarded(pre.chunks),
-                                pre.metadata)
+                yield dataclasses.replace(pre, chunks=_guarded(pre.chunks))
     return run
 
 

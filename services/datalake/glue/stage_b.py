@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from boto3.dynamodb.conditions import Attr
 from convert import TIMESTAMP, Converted, convert
 
 from shared import aws
-from shared.lake import BUILTIN_STAGE_B, METRICS_NAMESPACE, TRANSFORMS_PACKAGE, pending_files
+from shared.lake import BUILTIN_STAGE_B, TRANSFORMS_PACKAGE, entry_point, pending_files, put_metrics
 from shared.status import Status, StatusMessage, StatusPublisher
 
 HISTORY_S = 90 * 24 * 3600
@@ -73,6 +72,7 @@ class StageB:
         self.run, self.pipeline, self.s3, self.glue, self.publisher = run, pipeline, s3, glue, publisher
         self.lakeformation = lakeformation
         self.totals = {"files": 0, "rows": 0, "bytes": 0, "filtered": 0, "rejected": 0, "quarantined": 0}
+        self._granted: set[tuple[str, str]] = set()  # tables the analyst was granted this run
         self.transform = _batch_transform(run.stage_b)
 
     def process(self) -> None:
@@ -194,10 +194,13 @@ class StageB:
 
     def _grant_readers(self, database: str, table: str) -> None:
         """The analyst role may read the table, whatever its database (a tenant's, Ads, SP, a custom dataset's):
-        stage B created it, and a table's creator may grant on it in Lake Formation. Granted with every file, as a
-        grant held already is a no-op and a run that died after creating the table has not granted yet. A table
+        stage B created it, and a table's creator may grant on it in Lake Formation. Granted once by every run that
+        writes the table, as a grant held already is a no-op and a run that died after creating it has not. A table
         another principal created (an older stage B role, before the role had its fixed name) refuses the grant:
         its rows still land, and the log says which grant a data lake administrator must make."""
+        if (database, table) in self._granted:
+            return
+        self._granted.add((database, table))
         try:
             self.lakeformation.grant_permissions(
                 Principal={"DataLakePrincipalIdentifier": self.run.analyst_role_arn}, Permissions=READER_PERMISSIONS,
@@ -207,10 +210,7 @@ class StageB:
                         database, table, ", ".join(READER_PERMISSIONS), self.run.analyst_role_arn)
 
     def _metrics(self) -> None:
-        dimensions = [{"Name": "Dataset", "Value": self.run.dataset}]
-        aws.client("cloudwatch").put_metric_data(Namespace=METRICS_NAMESPACE, MetricData=[
-            {"MetricName": name.capitalize(), "Dimensions": dimensions, "Value": value,
-             "Unit": "Bytes" if name == "bytes" else "Count"} for name, value in self.totals.items()])
+        put_metrics(self.run.dataset, {name.capitalize(): value for name, value in self.totals.items()})
 
 
 def _batch_transform(name: str) -> BatchTransform | None:
@@ -219,8 +219,7 @@ def _batch_transform(name: str) -> BatchTransform | None:
         return None
     if not name.startswith(_CUSTOM_PACKAGE):
         raise SystemExit(f"--stage_b: expected {BUILTIN_STAGE_B} or a {_CUSTOM_PACKAGE}<module>:<function> entry point")
-    module, _, function = name.partition(":")
-    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+    return entry_point(name)  # type: ignore[no-any-return]
 
 
 def _transformed(transform: BatchTransform, path: str, converted: Converted, current: pa.Schema | None,
@@ -231,10 +230,10 @@ def _transformed(transform: BatchTransform, path: str, converted: Converted, cur
     rewritten, writer, rows, schema = f"{path}.transformed", None, 0, converted.schema
     try:
         with pq.ParquetFile(path) as typed:
+            absent = [current.field(name) for name in converted.absent] if current else []
             for batch in typed.iter_batches():
                 result = transform(batch.drop_columns(converted.absent), context)
-                table = _with_nulls(result if isinstance(result, pa.Table) else pa.Table.from_batches([result]),
-                                    [current.field(name) for name in converted.absent] if current else [])
+                table = _with_nulls(result if isinstance(result, pa.Table) else pa.Table.from_batches([result]), absent)
                 if writer is None:
                     schema = _keeping_types(table.schema, current)
                     writer = pq.ParquetWriter(rewritten, schema, compression="snappy")
