@@ -42,7 +42,9 @@ from typing import Any
 
 import yaml
 
+from amci.permissions import as_list
 from amci.stages import SERVICES_DIR, config_path, ensure_stage, record_outputs, stack_outputs
+from shared.aws import error_code
 from shared.config import SERVICES
 
 ROOT = SERVICES_DIR.parent
@@ -531,8 +533,9 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
                         platform_key_arn=outputs.get("PlatformKeyArn"))
         template = packaged_template(s3, bucket, service, stage, built.zip_path, built.template_path, sources)
         results.append(stacks.deploy(app_stack(stage, service), template, {}, IAM, stack_tags(stage, service)))
-        made = stacks.physical_ids(app_stack(stage, service))
-        creators += [f"{roles}/{made[role]}" for role in database_creator_roles(template)]
+        if wanted := database_creator_roles(template):
+            made = stacks.physical_ids(app_stack(stage, service))
+            creators += [f"{roles}/{made[role]}" for role in wanted]
     grant_database_creation(session.client("lakeformation"), creators, progress)
     if monitoring and all(stacks.describe(app_stack(stage, service)) for service in SERVICES):
         monitoring = staged_template(s3, bucket, (sources.infra / "monitoring.yaml").read_text())
@@ -546,14 +549,12 @@ def deploy(session: Any, stage: str, *, services: Sequence[str] = SERVICES,
 def database_creator_roles(template: Template) -> list[str]:
     """The template's roles that may create Glue databases (the tenant functions' making each tenant's)."""
     return [logical for logical, resource in template.resources.items() if resource["Type"] == "AWS::IAM::Role"
-            and any("glue:CreateDatabase" in _actions(statement) and statement.get("Effect", "Allow") == "Allow"
-                    for policy in resource["Properties"].get("Policies", [])
+            and any(_creates_databases(statement) for policy in resource["Properties"].get("Policies", [])
                     for statement in policy["PolicyDocument"]["Statement"])]
 
 
-def _actions(statement: Mapping[str, Any]) -> list[str]:
-    actions = statement.get("Action", [])
-    return [actions] if isinstance(actions, str) else list(actions)
+def _creates_databases(statement: Mapping[str, Any]) -> bool:
+    return statement.get("Effect", "Allow") == "Allow" and "glue:CreateDatabase" in as_list(statement.get("Action"))
 
 
 def grant_database_creation(lakeformation: Any, roles: Sequence[str], progress: Progress) -> None:
@@ -778,7 +779,7 @@ def delete_bucket(s3: Any, bucket: str, attempts: int = 6, wait_s: float = 20.0)
             s3.delete_bucket(Bucket=bucket)
             return
         except s3.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "BucketNotEmpty":
+            if error_code(exc) != "BucketNotEmpty":
                 raise
             if attempt == attempts:
                 raise DeployError(f"s3://{bucket} received objects each time it was emptied ({attempts} times)", [

@@ -104,7 +104,7 @@ def _statement_problems(name: str, statement: Mapping[str, Any]) -> list[str]:
         problems.append(f"statement {name}: expected Action, Resource and optionally Effect, Condition")
     if statement.get("Effect", "Allow") not in _EFFECTS:
         problems.append(f"statement {name}: Effect is Allow or Deny, not {statement['Effect']}")
-    wild = [a for a in _as_list(statement.get("Action")) if "*" in a]
+    wild = [a for a in as_list(statement.get("Action")) if "*" in a]
     if wild:
         problems.append(f"statement {name}: actions must be explicit, not {', '.join(wild)}")
     unknown = {p for p in _PLACEHOLDER.findall(json.dumps(statement)) if p != "Stage" and p not in _PSEUDO}
@@ -160,5 +160,5 @@ def _render(value: Any, stage: str) -> Any:
     return value
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]

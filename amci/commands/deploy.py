@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from amci import deploy as domain
-from amci.commands.common import JSON, Target, console, fail, key_values, options
+from amci.commands.common import JSON, Target, console, errors, fail, key_values, options
 from shared.config import SERVICES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -212,7 +211,7 @@ def _stop(message: str, reasons: list[str]) -> NoReturn:
 @contextmanager
 def _progress() -> Iterator[domain.Progress]:
     """A spinner on stderr with what is being waited for, and a line per stack done."""
-    err = Console(stderr=True)
+    err = errors
     with err.status("starting...") as status:
         yield domain.Progress(status=status.update, finished=lambda r: err.print(
             f"[green]✓[/] {r.stack}: {_status(r)} ({r.seconds:.0f}s)", highlight=False),
