@@ -34,7 +34,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import zlib
@@ -45,7 +44,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import machine, span, status_kb  # noqa: E402  (after the path)
+from benchmarks.measure import machine, reset_peak, run_child, span, status_kb  # noqa: E402  (after the path)
 
 ADS_SERVICE = "ads_reporting"
 ADS_APP = ROOT / "services" / ADS_SERVICE
@@ -135,8 +134,7 @@ def child(method: str, url: str, bucket: str, key: str, concurrency: str) -> Non
     s3 = aws.client("s3")
     session = requests.Session()
     s3.head_bucket(Bucket=bucket)  # botocore loads its S3 model and endpoint rules on the first call
-    baseline_kb = status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
+    baseline_kb = reset_peak()
     started = time.perf_counter()
     if method.startswith("stream"):
         copy_to_s3(url, s3, bucket, key, session=session, decompress=method.endswith("gunzip"),
@@ -166,8 +164,7 @@ def child_task(state_json: str, bucket: str, function_json: str) -> None:
     aws.client("s3").head_bucket(Bucket=bucket)  # as the other methods: S3's model and endpoint rules loaded
     record = app.reports.records.job(ADS_SERVICE, state["requestId"])  # a warm container: DynamoDB loaded...
     accounts.tokens(json.loads(record["request"]).get("authId")).access_token()  # ...and a token held
-    baseline_kb = status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
+    baseline_kb = reset_peak()
     context = LambdaContext(function["name"], function["memory_mb"], max_runtime_ms=function["timeout_s"] * 1000)
     started = time.perf_counter()
     result = app.report_download(state, context)
@@ -187,10 +184,7 @@ def _run_child(cloud: Any, method: str, arguments: list[str], environment: Mappi
     function's variables on top); its result is the last line it prints."""
     env = {**os.environ, **(environment or {}), "AWS_ENDPOINT_URL": cloud.aws_endpoint_url,
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    done = subprocess.run([sys.executable, __file__, *arguments], env=env, cwd=ROOT, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(__file__, method, arguments, env)
 
 
 class AdsJobs:

@@ -17,7 +17,6 @@ import argparse
 import gzip
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.measure import machine, span, status_kb  # noqa: E402  (after the path)
+from benchmarks.measure import machine, reset_peak, run_child, span, status_kb  # noqa: E402  (after the path)
 from benchmarks.report_copy import MB, Report  # noqa: E402
 
 KEY = "adtech/ads_report/campaigns/report_date=2026-11-26/report-benchmark.json.gz"  # as the reports bucket names it
@@ -57,8 +56,7 @@ def child(method: str, path: str) -> None:
     if method == "ours":
         sys.path.insert(0, str(ROOT / "services" / "datalake"))
         from chalicelib import stage_a
-    baseline_kb = status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
+    baseline_kb = reset_peak()
     started, rows = time.perf_counter(), 0
     with open(path, "rb") as body, open("/dev/null", "wb") as sink:
         if method == "ours":
@@ -77,11 +75,7 @@ def child(method: str, path: str) -> None:
 
 
 def run(method: str, path: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "child", method, str(path)], cwd=ROOT, capture_output=True,
-                          text=True)
-    if done.returncode:
-        raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(__file__, method, ["child", method, str(path)])
 
 
 def main() -> None:

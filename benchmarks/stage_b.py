@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONVERT = ROOT / "services" / "datalake" / "glue" / "convert.py"
 sys.path.insert(0, str(ROOT))  # convert.py's shared.lake, and the measures below
 
-from benchmarks.measure import machine, span, status_kb  # noqa: E402  (after the path)
+from benchmarks.measure import machine, reset_peak, run_child, span, status_kb  # noqa: E402  (after the path)
 
 MB = 1_000_000
 SEED = 20240101
@@ -155,8 +155,7 @@ def child(method: str, source: str, out: str) -> None:
     # before the baseline, for every method; the Lambda that runs stage B has no pandas.
     pa.array([0])
 
-    baseline_kb = status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # the peak RSS starts again from here
+    baseline_kb = reset_peak()
     cpu = _cpu()
     started = time.perf_counter()
     details: dict[str, Any] = {}
@@ -187,12 +186,10 @@ def _cpu() -> float:
 
 
 def run(method: str, source: Path, out: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, __file__, "child", method, str(source), str(out)], cwd=ROOT,
-                          capture_output=True, text=True)
-    out.unlink(missing_ok=True)
-    if done.returncode:
-        raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        return run_child(__file__, method, ["child", method, str(source), str(out)])
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def ensure_pandas() -> str:
