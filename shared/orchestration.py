@@ -35,7 +35,7 @@ def start_execution(sfn: Any, state_machine_arn: str, name: str, payload: dict[s
     except Exception as exc:
         if error_code(exc) != "ExecutionAlreadyExists":
             raise
-    arn = _execution_arn(state_machine_arn, name)
+    arn = execution_arn(state_machine_arn, name)
     if json.loads(sfn.describe_execution(executionArn=arn)["input"]) != payload:
         raise ContractError(str(payload.get("requestType", "request")), [FieldError(
             "requestId", "an id not used before for a different request (Step Functions keeps names 90 days)",
@@ -43,5 +43,5 @@ def start_execution(sfn: Any, state_machine_arn: str, name: str, payload: dict[s
     return arn, False
 
 
-def _execution_arn(state_machine_arn: str, name: str) -> str:
+def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"

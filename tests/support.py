@@ -197,6 +197,12 @@ def header(request: Any, name: str) -> str | None:
     return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
 
 
+def sp_creates(cloud: LocalCloud, start: str, status: int | None = None) -> list[Any]:
+    """The sandbox's SP createReport requests for reports starting on ``start`` (a day), answered ``status``."""
+    return [r for r in cloud.sandbox.requests.where(api="sp", operation="createReport", status=status)
+            if isinstance(r.body, dict) and str(r.body.get("dataStartTime", "")).startswith(start)]
+
+
 def ads_creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
     """The Amazon Ads reports the sandbox created for ``profile_id`` (its request log)."""
     return [r for r in ads_calls(cloud, profile_id, "createReport") if r.status < 300]

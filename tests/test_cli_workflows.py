@@ -240,6 +240,7 @@ def test_live_progress_receives_an_executions_statuses_and_a_backfills_windows_d
         cloud: LocalCloud, endpoints_file: Path, tenant: tuple[str, str]) -> None:
     seen: list[Progress] = []
     sdk = Insights.local(endpoints_file, timeout_s=120, progress=seen.append)
+    saved = cloud.sandbox.amc.timings
     cloud.sandbox.amc.timings = replace(FAST, pending_s=1.0, running_s=8.0)  # RUNNING at a 5 s poll
     try:
         run = sdk.executions.run(tenant[0], "top", start="TODAY(-2)", end="TODAY(-1)")
@@ -247,7 +248,7 @@ def test_live_progress_receives_an_executions_statuses_and_a_backfills_windows_d
         seen.clear()
         backfill = sdk.executions.backfill(tenant[0], "top", day(30), day(28))
     finally:
-        cloud.sandbox.amc.timings = FAST
+        cloud.sandbox.amc.timings = saved
 
     assert run.ok and backfill.ok, (run, backfill)
     assert execution and {p.what for p in execution} == {f"{tenant[0]} top"}, execution

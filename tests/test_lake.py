@@ -17,7 +17,7 @@ import pytest
 
 from amci.inbox import Inbox
 from local.cloud import LocalCloud
-from shared import aws
+from shared import aws, lake
 from tests.support import analyst_grants, ask, onboard, pipeline_items, sql, wait_until
 
 AMC_CSV = (b'campaign,campaign_id,impressions,total_cost,purchase_rate,is_new,event_date,filtered\n'
@@ -26,7 +26,7 @@ AMC_CSV = (b'campaign,campaign_id,impressions,total_cost,purchase_rate,is_new,ev
            b'Hidden,1003,7,1.0,0.1,false,2026-11-02,true\n')
 
 
-pytestmark = pytest.mark.usefixtures("fast_ads")
+pytestmark = pytest.mark.usefixtures("fast_ads", "fast_sp")
 
 
 def table_columns(database: str, table: str) -> dict[str, str]:
@@ -66,7 +66,7 @@ def metric(dataset: str, name: str) -> float:
     """The sum of the dataset's metric ``name`` over the last hour, as CloudWatch reports it."""
     now = datetime.now(UTC)
     points = aws.client("cloudwatch").get_metric_statistics(
-        Namespace="AMCInsights/DataLake", MetricName=name, Dimensions=[{"Name": "Dataset", "Value": dataset}],
+        Namespace=lake.METRICS_NAMESPACE, MetricName=name, Dimensions=[{"Name": "Dataset", "Value": dataset}],
         StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=1), Period=7200, Statistics=["Sum"])
     return sum(p["Sum"] for p in points["Datapoints"])
 
@@ -203,7 +203,6 @@ def _pending(cloud: LocalCloud, source: str) -> bool:
 
 def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> None:
     box, table = cloud.sandbox, f"lake{uuid.uuid4().hex[:6]}"
-    box.sp.timings.queued_s, box.sp.timings.processing_s = 0.2, 0.3
     profile = str(box.ads.add_profile("na").profile_id)
     ads = ask(cloud, inbox, "ads_reporting", {"profileId": profile, "region": "NA", "tableName": table, "requestBody": {
         "startDate": "TODAY(-3)", "endDate": "TODAY(-1)", "configuration": {

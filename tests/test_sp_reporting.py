@@ -22,7 +22,7 @@ from local.sandbox.sp import data
 from local.sandbox.sp.state import FAULT_REASON
 from shared import aws
 from shared.amazon import sp
-from shared.orchestration import execution_name
+from shared.orchestration import execution_arn, execution_name
 from tests.support import (
     answer,
     ask,
@@ -34,6 +34,7 @@ from tests.support import (
     revoked_credentials,
     second_credentials,
     send,
+    sp_creates,
     wait_until,
 )
 
@@ -51,11 +52,6 @@ def sales_request(days_ago: int, **fields: Any) -> dict[str, Any]:
         "dataStartTime": day(days_ago), "dataEndTime": day(days_ago - 2), "marketplaceIds": [US]}, **fields}
 
 
-def creates(cloud: LocalCloud, start: str) -> list[Any]:
-    return [r for r in cloud.sandbox.requests.where(api="sp", operation="createReport")
-            if isinstance(r.body, dict) and str(r.body.get("dataStartTime", "")).startswith(start)]
-
-
 def sandbox_report(cloud: LocalCloud, report_id: str) -> Any:
     """The sandbox's own record of report ``report_id`` (whatever app made it)."""
     return next(r for (_, _, made), r in cloud.sandbox.sp.state.reports.items() if made == report_id)
@@ -63,9 +59,7 @@ def sandbox_report(cloud: LocalCloud, report_id: str) -> Any:
 
 def report_execution(cloud: LocalCloud, request_id: str) -> Callable[[], dict[str, Any]]:
     """Describes the report state machine's run for ``request_id`` when called."""
-    machine = cloud.lambdas.functions["amci-sp-reporting-local-on_request"].environment[
-        "SP_REPORTING_REPORTS_STATE_MACHINE_ARN"]
-    arn = f"{machine.replace(':stateMachine:', ':execution:')}:{execution_name('sp', request_id)}"
+    arn = execution_arn(cloud.outputs["SpReportingReportsStateMachineArn"], execution_name("sp", request_id))
     return lambda: aws.client("stepfunctions").describe_execution(executionArn=arn)
 
 
@@ -154,7 +148,7 @@ def test_amazon_refusing_the_report_is_a_rejection_with_its_message(cloud: Local
     assert note.attributes["status"] == "REJECTED", note.body["summary"]
     assert "SP refused the report" in note.body["summary"]
     assert "reportOptions.dateGranularity must be one of DAY, WEEK, MONTH" in note.body["summary"]
-    assert [r.status for r in creates(cloud, day(days_ago))] == [400]  # asked once: asking again changes nothing
+    assert [r.status for r in sp_creates(cloud, day(days_ago))] == [400]  # asked once: asking again changes nothing
 
 
 @pytest.mark.parametrize(("credentials", "error"), [("revoked", "AuthorizationFailed"),
@@ -167,7 +161,7 @@ def test_credentials_that_do_not_work_end_in_an_error_notification(cloud: LocalC
 
     assert note.attributes["status"] == "ERROR", note.body["summary"]
     assert error in note.body["summary"]
-    assert creates(cloud, day(days_ago)) == []  # nothing reached Amazon's Reports API
+    assert sp_creates(cloud, day(days_ago)) == []  # nothing reached Amazon's Reports API
 
 
 def test_an_expired_document_url_is_asked_for_again(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
@@ -190,7 +184,7 @@ def test_a_throttled_request_waits_as_long_as_amazon_says(cloud: LocalCloud, inb
     note = ask(cloud, inbox, "sp_reporting", sales_request(days_ago), timeout_s=90)
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    throttled, made = creates(cloud, day(days_ago))
+    throttled, made = sp_creates(cloud, day(days_ago))
     assert (throttled.status, made.status) == (429, 202)
     assert made.time - throttled.time >= wait_s  # both recorded when answered
 
@@ -227,7 +221,7 @@ def test_a_duplicated_request_makes_one_report(cloud: LocalCloud, inbox: Inbox) 
     note = answer(inbox, request["requestId"], timeout_s=60)
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    assert len(creates(cloud, day(days_ago))) == 1
+    assert len(sp_creates(cloud, day(days_ago))) == 1
     wait_until(lambda: queue_idle(cloud.request_queue_url("sp_reporting")), 30)
     assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
 
@@ -242,7 +236,7 @@ def test_throttling_server_errors_and_expired_tokens_still_make_one_report(
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     # Two throttled, one refused for the expired token (refreshed once), then one report made.
-    assert [r.status for r in creates(cloud, day(days_ago))] == [429, 429, 403, 202]
+    assert [r.status for r in sp_creates(cloud, day(days_ago))] == [429, 429, 403, 202]
 
 
 def test_the_auth_id_is_honoured(cloud: LocalCloud, inbox: Inbox) -> None:
@@ -315,7 +309,7 @@ def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbo
     try:
         slow = faults.add("sp", "createReport", delay_s=1.5, times=1)
         request_id = send(cloud, "sp_reporting", sales_request(days_ago))
-        made = wait_until(lambda: creates(cloud, day(days_ago)), 30)[0]
+        made = wait_until(lambda: sp_creates(cloud, day(days_ago)), 30)[0]
         wait_until(lambda: [r for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
                             if r.time > made.time], 30)  # the report is being waited for
         faults.outage("sp", seconds=5)  # longer than a poll's interval (2 s), even on a busy machine
@@ -324,7 +318,7 @@ def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbo
         cloud.sandbox.sp.timings.processing_s = saved
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    assert slow.times == 0 and [r.status for r in creates(cloud, day(days_ago))] == [202]  # slow, made once
+    assert slow.times == 0 and [r.status for r in sp_creates(cloud, day(days_ago))] == [202]  # slow, made once
     looks = [r.status for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
              if r.path.endswith(f"/reports/{note.body['details']['reportId']}")]
     assert 503 in looks and looks[-1] == 200  # the outage was met, and waited out
@@ -344,7 +338,7 @@ def test_a_retried_create_finds_the_report_its_crashed_attempt_made(cloud: Local
                                                                             "requestId": key})
 
     assert state["reportId"] == made and state["terminal"] is False
-    assert len(creates(cloud, day(days_ago))) == 1  # the one the crashed attempt made; none since
+    assert len(sp_creates(cloud, day(days_ago))) == 1  # the one the crashed attempt made; none since
 
 
 def test_a_retried_create_with_options_asks_again_rather_than_adopt(cloud: LocalCloud) -> None:
@@ -359,7 +353,7 @@ def test_a_retried_create_with_options_asks_again_rather_than_adopt(cloud: Local
     state = cloud.lambdas.invoke("amci-sp-reporting-local-report_create", {"service": "sp_reporting",
                                                                             "requestId": key})
 
-    assert state["reportId"] != other and len(creates(cloud, day(days_ago))) == 2
+    assert state["reportId"] != other and len(sp_creates(cloud, day(days_ago))) == 2
 
 
 def record(cloud: LocalCloud, key: str, request: dict[str, Any], **fields: Any) -> None:

@@ -52,6 +52,7 @@ from tests.support import (
     pipeline_items,
     queue_idle,
     send,
+    sp_creates,
     sql,
     wait_until,
 )
@@ -247,13 +248,12 @@ def test_every_request_is_answered_once_and_succeeds(chaos: Run) -> None:
 def test_the_sandbox_made_one_execution_and_one_report_per_request(cloud: LocalCloud, chaos: Run) -> None:
     box = cloud.sandbox
     for tenant in chaos.tenants:
-        sp_creates = [r for r in box.requests.where(api="sp", operation="createReport", status=202)
-                      if isinstance(r.body, dict) and str(r.body.get("dataStartTime", "")).startswith(tenant.sp_day)]
+        made = sp_creates(cloud, tenant.sp_day, status=202)
 
         assert len(amc_creates(cloud, tenant.instance)) == 1, tenant
         assert len(box.amc.state.instances[tenant.instance].executions) == 1, tenant
         assert len([r for r in box.ads.state.reports.values() if r.profile_id == int(tenant.profile_id)]) == 1
-        assert len(ads_creates(cloud, tenant.profile_id)) == 1 and len(sp_creates) == 1, tenant
+        assert len(ads_creates(cloud, tenant.profile_id)) == 1 and len(made) == 1, tenant
 
 
 def test_every_injected_fault_was_met(chaos: Run) -> None:

@@ -115,16 +115,20 @@ def _rows(cloud: LocalCloud, database: str) -> dict[str, int]:
     return counted
 
 
+def _ads_report(customer: str, profile: str, **fields: Any) -> dict[str, Any]:
+    """An Ads report request of ``customer``'s, for the profile."""
+    return {"customerId": customer, "profileId": profile, "region": "North America", **fields,
+            "requestBody": {"startDate": "TODAY(-2)", "endDate": "TODAY(-1)", "configuration": {
+                "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"], "reportTypeId": "spCampaigns",
+                "timeUnit": "DAILY", "columns": ["date", "campaignId", "impressions"]}}}
+
+
 def test_a_report_table_holds_one_tenants_reports(
         cloud: LocalCloud, inbox: Inbox, tenants: Tenants, fast_ads: None) -> None:
     table, profile = f"iso_{uuid.uuid4().hex[:8]}", str(cloud.sandbox.ads.add_profile("na").profile_id)
 
     def report(customer: str) -> Notification:
-        return ask(cloud, inbox, "ads_reporting", {
-            "customerId": customer, "profileId": profile, "region": "North America", "tableName": table,
-            "requestBody": {"startDate": "TODAY(-2)", "endDate": "TODAY(-1)", "configuration": {
-                "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"], "reportTypeId": "spCampaigns",
-                "timeUnit": "DAILY", "columns": ["date", "campaignId", "impressions"]}}}, timeout_s=60)
+        return ask(cloud, inbox, "ads_reporting", _ads_report(customer, profile, tableName=table), timeout_s=60)
 
     b_report, a_report = report(tenants.b), report(tenants.a)
 
@@ -142,10 +146,7 @@ def test_another_tenants_report_schedule_can_be_neither_changed_nor_listed(
     def schedule(customer: str, request_type: str = "createSchedule", **fields: Any) -> Notification:
         return ask(cloud, inbox, "ads_reporting", {
             "requestType": request_type, "scheduleName": name, "scheduleExpression": "rate(1 day)", **fields,
-            "reportRequest": {"customerId": customer, "profileId": profile, "region": "North America",
-                              "requestBody": {"startDate": "TODAY(-1)", "endDate": "TODAY(-1)", "configuration": {
-                                  "adProduct": "SPONSORED_PRODUCTS", "groupBy": ["campaign"],
-                                  "reportTypeId": "spCampaigns", "timeUnit": "DAILY", "columns": ["campaignId"]}}}})
+            "reportRequest": _ads_report(customer, profile)})
 
     def named(request_type: str, customer: str | None = tenants.a) -> Notification:
         return ask(cloud, inbox, "ads_reporting", {"requestType": request_type, "scheduleName": name,
