@@ -186,9 +186,10 @@ def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
             if f"/{instance}/" in r.path]
 
 
-def ads_calls(cloud: LocalCloud, profile_id: str, operation: str | None = None, since: float = 0) -> list[Any]:
+def ads_calls(cloud: LocalCloud, profile_id: str, operation: str | None = None, since: float = 0,
+              status: int | None = None) -> list[Any]:
     """The sandbox's Amazon Ads requests for the profile (its Scope header), from ``since`` (epoch seconds)."""
-    return [r for r in cloud.sandbox.requests.where(api="ads", operation=operation) if r.time >= since
+    return [r for r in cloud.sandbox.requests.where(api="ads", operation=operation, status=status) if r.time >= since
             and header(r, "Amazon-Advertising-API-Scope") == profile_id]
 
 

@@ -154,13 +154,15 @@ def test_throttling_server_errors_and_lost_responses_still_make_one_report(
 
 def test_expired_tokens_and_an_outage_while_waiting(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
     profile_id, fast = profile(cloud), cloud.sandbox.ads.timings
-    cloud.sandbox.ads.state.timings = replace(fast, processing_s=4)
+    cloud.sandbox.ads.state.timings = replace(fast, processing_s=600)  # not ready until the outage has been met
     try:
         request_id = send(cloud, "ads_reporting", report_request(profile_id))
         wait_until(lambda: ads_calls(cloud, profile_id, "getReport"), 30)
         expired_at = time.time()
         cloud.sandbox.lwa.expire_all()
-        faults.outage("ads", seconds=5)  # longer than a poll's interval (2 s), even on a busy machine
+        faults.outage("ads", seconds=5)  # longer than a poll's interval (2 s)
+        wait_until(lambda: ads_calls(cloud, profile_id, "getReport", since=expired_at, status=503), 30)
+        cloud.sandbox.ads.state.timings = replace(fast, processing_s=0)  # ready as soon as the outage is over
         note = answer(inbox, request_id, timeout_s=90)
     finally:
         cloud.sandbox.ads.state.timings = fast

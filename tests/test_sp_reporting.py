@@ -305,23 +305,34 @@ def test_a_hundred_concurrent_requests_stay_within_the_rate_limits(cloud: LocalC
 
 def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbox, faults: Faults) -> None:
     days_ago, saved = own_day(), cloud.sandbox.sp.timings.processing_s
-    cloud.sandbox.sp.timings.processing_s = 3
+    cloud.sandbox.sp.timings.processing_s = 600  # not ready until the outage has been met, however slow the machine
     try:
         slow = faults.add("sp", "createReport", delay_s=1.5, times=1)
         request_id = send(cloud, "sp_reporting", sales_request(days_ago))
-        made = wait_until(lambda: sp_creates(cloud, day(days_ago)), 30)[0]
-        wait_until(lambda: [r for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
-                            if r.time > made.time], 30)  # the report is being waited for
-        faults.outage("sp", seconds=5)  # longer than a poll's interval (2 s), even on a busy machine
+        report = f"/reports/{wait_until(lambda: made_for(cloud, day(days_ago)), 30)}"
+        wait_until(lambda: report_looks(cloud, report), 30)  # the report is being waited for
+        faults.outage("sp", seconds=5)  # longer than a poll's interval (2 s)
+        wait_until(lambda: 503 in report_looks(cloud, report), 30)
+        cloud.sandbox.sp.timings.processing_s = 0  # ready as soon as the outage is over
         note = answer(inbox, request_id, timeout_s=90)
     finally:
         cloud.sandbox.sp.timings.processing_s = saved
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     assert slow.times == 0 and [r.status for r in sp_creates(cloud, day(days_ago))] == [202]  # slow, made once
-    looks = [r.status for r in cloud.sandbox.requests.where(api="sp", operation="getReport")
-             if r.path.endswith(f"/reports/{note.body['details']['reportId']}")]
+    looks = report_looks(cloud, report)
     assert 503 in looks and looks[-1] == 200  # the outage was met, and waited out
+
+
+def made_for(cloud: LocalCloud, start: str) -> str | None:
+    """The id of the report the sandbox made for data starting on ``start`` (a day), once made."""
+    return next((r.report_id for r in list(cloud.sandbox.sp.state.reports.values())
+                 if r.as_json()["dataStartTime"].startswith(start)), None)
+
+
+def report_looks(cloud: LocalCloud, report: str) -> list[int]:
+    """The statuses the sandbox answered to getReport for ``report``, in order."""
+    return [r.status for r in cloud.sandbox.requests.where(api="sp", operation="getReport") if r.path.endswith(report)]
 
 
 def test_a_retried_create_finds_the_report_its_crashed_attempt_made(cloud: LocalCloud) -> None:
