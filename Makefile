@@ -9,14 +9,17 @@ APP_REQUIREMENTS := $(wildcard services/*/requirements.txt)
 
 $(STAMP): pyproject.toml requirements-dev.txt requirements-checkov.txt $(APP_REQUIREMENTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
-		$(addprefix -r ,$(APP_REQUIREMENTS))
-	@# The apps' wheels, so that `chalice package` (and the packaging tests) run offline.
-	$(BIN)/python -m pip download --quiet --disable-pip-version-check --dest $(VENV)/wheelhouse \
-		$(addprefix -r ,$(APP_REQUIREMENTS))
-	@# checkov in an environment of its own: its pins (boto3, packaging, networkx) clash with the project's.
+	@# checkov in an environment of its own (its pins of boto3, packaging and networkx clash with the project's),
+	@# installed alongside the project's to save half a minute.
 	@test -x $(VENV)/checkov/bin/python || $(BIN)/python -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt & \
+	checkov=$$!; \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt \
+		$(addprefix -r ,$(APP_REQUIREMENTS)) && \
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --dest $(VENV)/wheelhouse \
+		$(addprefix -r ,$(APP_REQUIREMENTS)); \
+	project=$$?; wait $$checkov && exit $$project
+	@# (the wheelhouse above: the apps' wheels, so that `chalice package` and the packaging tests run offline)
 	@touch $(STAMP)
 
 demo: $(STAMP)
