@@ -8,6 +8,8 @@ advances every instance in the background, so results land in the instance's buc
 Events are replayed in time order, so a queued execution starts exactly when a slot frees, not when it is read.
 
 Timings are captured per execution when it is created: changing :class:`AmcTimings` affects later executions.
+Tests that must see something happen while executions wait hold them (``concurrency_limit = 0`` keeps them queued,
+a long ``running_s`` keeps them running) and then let them go (the limit restored, :meth:`AmcState.end_running`).
 Errors are :class:`AmcError` (``status``, ``code``, ``message``); the routes turn them into HTTP answers.
 """
 
@@ -339,6 +341,18 @@ class AmcState:
                 else:
                     self._finish(instance, execution, event_at)
             return now
+
+    def end_running(self, instance_id: str, execution_id: str | None = None) -> int:
+        """End now the RUNNING phase of the instance's running executions (or of one); how many it ended.
+
+        Tests hold an execution with a long ``running_s`` until what they watch for has happened, then let it go."""
+        with self._lock:
+            now, ended = self.advance(instance_id), 0
+            for execution in self.instance(instance_id).live():
+                if execution_id in (None, execution.execution_id) and execution.status_at(now) == "RUNNING":
+                    assert execution.started_at is not None
+                    execution.running_s, ended = now - execution.started_at, ended + 1
+            return ended
 
     def advance_all(self) -> None:
         with self._lock:
