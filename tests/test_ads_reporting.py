@@ -140,10 +140,13 @@ def test_throttling_server_errors_and_lost_responses_still_make_one_report(
     faults.add("ads", "getReport", status=503, times=3)
     cloud.sandbox.ads.lose_create_responses(1)  # the first creation that gets through answers 502
     # Amazon's 425 names a duplicate while it is running: the report stays pending (as real ones do, for minutes)
-    # long enough for the retry to come, however busy the machine.
-    cloud.sandbox.ads.state.timings = replace(fast, pending_s=8.0)
+    # until the retry has come, however busy the machine.
+    cloud.sandbox.ads.state.timings = replace(fast, pending_s=600)
     try:
-        note = ask(cloud, inbox, "ads_reporting", report_request(profile_id), timeout_s=90)
+        request_id = send(cloud, "ads_reporting", report_request(profile_id))
+        wait_until(lambda: ads_calls(cloud, profile_id, "createReport", status=425), 60)
+        cloud.sandbox.ads.state.timings = replace(fast, pending_s=0)  # then it goes on
+        note = answer(inbox, request_id, timeout_s=90)
     finally:
         cloud.sandbox.ads.state.timings = fast
 
@@ -160,8 +163,9 @@ def test_expired_tokens_and_an_outage_while_waiting(cloud: LocalCloud, inbox: In
         wait_until(lambda: ads_calls(cloud, profile_id, "getReport"), 30)
         expired_at = time.time()
         cloud.sandbox.lwa.expire_all()
-        faults.outage("ads", seconds=5)  # longer than a poll's interval (2 s)
+        outage = faults.add("ads", status=503)  # until the report's next look has met it
         wait_until(lambda: ads_calls(cloud, profile_id, "getReport", since=expired_at, status=503), 30)
+        outage.times = 0
         cloud.sandbox.ads.state.timings = replace(fast, processing_s=0)  # ready as soon as the outage is over
         note = answer(inbox, request_id, timeout_s=90)
     finally:

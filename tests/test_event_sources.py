@@ -101,12 +101,16 @@ def test_folder_markers_and_other_events_are_skipped_without_errors(cloud: Local
 
 def test_an_app_schedule_fires_on_its_rate(cloud: LocalCloud) -> None:
     # The test cloud's clock runs 60x: rate(1 minute) fires about once a second, each a minute after the last.
+    # A fire missed while the scheduler was held up (a busy machine) is not made up for, as on AWS: the next one
+    # is still on the rate's grid, whole minutes later.
     fired = cloud.apps["clock"].app.handler_map["every_minute"].func.__globals__["FIRED"]
     start = len(fired)
-    times = wait_until(lambda: len(fired) >= start + 3 and fired[start:], timeout_s=10)
 
-    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(times)}
-    assert gaps == {60.0}
+    def gaps() -> list[float]:
+        return [(b - a).total_seconds() for a, b in itertools.pairwise(fired[start:])]
+
+    seen = wait_until(lambda: len(found := gaps()) >= 2 and 60.0 in found and found, timeout_s=10)
+    assert all(gap > 0 and gap % 60 == 0 for gap in seen), seen
 
 
 def test_a_scheduler_schedule_delivers_its_input_to_its_queue(cloud: LocalCloud) -> None:
@@ -118,9 +122,11 @@ def test_a_scheduler_schedule_delivers_its_input_to_its_queue(cloud: LocalCloud)
     scheduler.create_schedule(Name=name, GroupName=cloud.outputs["PlatformScheduleGroup"],
                               ScheduleExpression="rate(1 minute)", FlexibleTimeWindow={"Mode": "OFF"},
                               Target={"Arn": arn, "RoleArn": cloud.outputs["SchedulerRoleArn"], "Input": payload})
-
-    bodies = wait_until(lambda: [m["Body"] for m in sqs.receive_message(QueueUrl=url).get("Messages", [])],
-                        timeout_s=15)
+    try:
+        bodies = wait_until(lambda: [m["Body"] for m in sqs.receive_message(QueueUrl=url).get("Messages", [])],
+                            timeout_s=15)
+    finally:  # not left firing every second for the rest of the session, read by the scheduler at every refresh
+        scheduler.delete_schedule(Name=name, GroupName=cloud.outputs["PlatformScheduleGroup"])
 
     assert bodies == [payload]
 
@@ -130,7 +136,9 @@ def test_a_one_time_schedule_fires_once_and_deletes_itself(cloud: LocalCloud) ->
     name = f"once-{uuid.uuid4().hex[:8]}"
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    at = (cloud.clock.now() + timedelta(minutes=2)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    # Five minutes ahead (5 s): the scheduler, which reads schedules every second, sees it long before it is due
+    # (one it first sees more than a minute past its time never fires), however busy the machine.
+    at = (cloud.clock.now() + timedelta(minutes=5)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     scheduler.create_schedule(Name=name, ScheduleExpression=f"at({at})", FlexibleTimeWindow={"Mode": "OFF"},
                               ActionAfterCompletion="DELETE",
                               Target={"Arn": arn, "RoleArn": cloud.outputs["SchedulerRoleArn"], "Input": "{}"})

@@ -309,11 +309,12 @@ def test_max_items_splits_a_backlog_into_several_runs(cloud: LocalCloud, inbox: 
 
 def test_max_wait_starts_a_run_below_min_items(cloud: LocalCloud, inbox: Inbox) -> None:
     team = f"w{uuid.uuid4().hex[:6]}"
-    register_weather(cloud, inbox, team, min_items=1000, max_wait_s=4)
+    register_weather(cloud, inbox, team, **WAITING)  # both files wait, however long the second takes to come
     before = time.time()
     put_readings(cloud, team, {"2026-09-01": b"time,temperature_f,rain_mm\n08:00,40,0\n",
                                "2026-09-02": b"time,temperature_f,rain_mm\n08:00,41,0\n"})
 
+    register_weather(cloud, inbox, team, min_items=1000, max_wait_s=4)
     wait_until(lambda: not _pending_items(cloud, f"{team}-weather"), 90)
 
     [run] = _runs(cloud, f"{team}-weather")  # two files of the thousand it waits for, once the oldest waited

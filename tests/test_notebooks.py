@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -113,12 +114,28 @@ def test_tenants_onboards_the_tenant(endpoints_file: Path, insights: Insights, t
 
 def test_workflows_runs_an_execution_to_success_and_cancels_one(cloud: LocalCloud, endpoints_file: Path,
                                                                 insights: Insights, tenant: str) -> None:
-    # Executions still end at the workflow manager's first poll (5 s), yet run long enough to be cancelled.
-    cloud.sandbox.amc.timings = replace(FAST, running_s=4.0)
+    # Executions run until let go, so that the one the notebook cancels is still running when the cancel comes,
+    # however slow the machine; a thread lets the others go as soon as they run.
+    amc = cloud.sandbox.amc
+    instance = amc.state.instance(cloud.sandbox.credentials["amc_instance_id"])
+    earlier, done = len(instance.executions), threading.Event()
+
+    def let_go() -> None:
+        while not done.wait(0.1):
+            started = list(instance.executions.values())[earlier:]  # in order: run, adhoc, cancel, backfill x2
+            for execution in started[:2] + started[3:]:  # all but the one the notebook cancels
+                amc.state.end_running(instance.instance_id, execution.execution_id)
+
+    amc.timings = replace(FAST, running_s=600)
+    releaser = threading.Thread(target=let_go, daemon=True)
+    releaser.start()
     try:
         notebook = run("03_workflows.ipynb", endpoints_file, AMCI_CUSTOMER_ID=tenant)
     finally:
-        cloud.sandbox.amc.timings = replace(FAST)
+        done.set()
+        releaser.join()
+        amc.timings = replace(FAST)
+        amc.state.end_running(instance.instance_id)  # nothing left held for later tests
 
     assert re.search(r"^SUCCEEDED: ", text(notebook, "run"), re.MULTILINE)  # after any progress lines
     assert text(notebook, "adhoc").strip().endswith("SUCCEEDED")
