@@ -14,7 +14,6 @@ from amci.inbox import Inbox
 from local.cloud import LocalCloud
 from shared import aws
 from tests.support import (
-    FAST,
     amc_creates,
     amc_tenant,
     ask,
@@ -77,14 +76,17 @@ def test_a_duplicated_request_creates_one_amc_execution(cloud: LocalCloud, inbox
     assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
 
 
-def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: LocalCloud, inbox: Inbox) -> None:
+def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: LocalCloud, inbox: Inbox,
+                                                                   fast_amc: None) -> None:
     customer, instance = amc_tenant(cloud, inbox)
-    cloud.sandbox.amc.timings = replace(FAST, running_s=8.0)  # long enough that ten are running when more arrive
+    held = cloud.sandbox.amc.state.instances[instance]
+    limit, held.concurrency_limit = held.concurrency_limit, 0  # queued at AMC, so the first ten are live at once
     try:
         ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(50)]
-        notes = [execution_outcome(inbox, request_id, timeout_s=300) for request_id in ids]
+        wait_until(lambda: len(amc_creates(cloud, instance)) >= 10, 120)
     finally:
-        cloud.sandbox.amc.timings = replace(FAST)
+        held.concurrency_limit = limit
+    notes = [execution_outcome(inbox, request_id, timeout_s=300) for request_id in ids]
 
     assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 50
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 10  # the sandbox saw at most ten at once
@@ -95,7 +97,13 @@ def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: Local
 
 def test_a_tenants_own_limit_is_kept(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> None:
     customer, instance = amc_tenant(cloud, inbox, max_concurrent_executions=3)
-    ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(8)]
+    held = cloud.sandbox.amc.state.instances[instance]
+    limit, held.concurrency_limit = held.concurrency_limit, 0  # queued at AMC, so the first three are live at once
+    try:
+        ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(8)]
+        wait_until(lambda: len(amc_creates(cloud, instance)) >= 3, 60)
+    finally:
+        held.concurrency_limit = limit
 
     assert all(execution_outcome(inbox, r, 120).attributes["status"] == "SUCCEEDED" for r in ids)
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 3
@@ -122,31 +130,46 @@ def test_amc_faults_end_in_the_right_outcome(cloud: LocalCloud, inbox: Inbox, fa
 
 
 def test_expired_tokens_and_an_outage_while_running_are_ridden_out(cloud: LocalCloud, inbox: Inbox,
-                                                                   faults: Any) -> None:
+                                                                   fast_amc: None, faults: Any) -> None:
     customer, instance = amc_tenant(cloud, inbox)
-    cloud.sandbox.amc.timings = replace(FAST, running_s=6.0)
+    timings = cloud.sandbox.amc.timings
+    cloud.sandbox.amc.timings = replace(timings, running_s=600)  # running until the outage has been met
     try:
         request_id = send(cloud, "workflow", execution_request(customer))
         wait_until(lambda: len(amc_creates(cloud, instance)) == 1, 60)
     finally:
-        cloud.sandbox.amc.timings = replace(FAST)
+        cloud.sandbox.amc.timings = timings
     cloud.sandbox.lwa.expire_all()
-    faults.outage("amc", seconds=4)
+    outage = faults.add("amc", status=503)  # until the running execution has been looked at during it
+    try:
+        wait_until(lambda: _outage_looks(cloud, instance), 60)
+    finally:
+        outage.times = 0
+        ended = cloud.sandbox.amc.state.end_running(instance)
 
     note = execution_outcome(inbox, request_id)
 
+    assert ended == 1  # it was still running when the outage was met
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    assert cloud.sandbox.requests.where(api="amc", operation="getWorkflowExecution", status=503)
+    assert _outage_looks(cloud, instance)
 
 
-def test_an_execution_cancelled_mid_run_is_notified_as_cancelled(cloud: LocalCloud, inbox: Inbox) -> None:
+def _outage_looks(cloud: LocalCloud, instance: str) -> list[Any]:
+    """The looks at ``instance``'s executions that the sandbox's AMC answered 503."""
+    return [r for r in cloud.sandbox.requests.where(api="amc", operation="getWorkflowExecution", status=503)
+            if f"/{instance}/" in r.path]
+
+
+def test_an_execution_cancelled_mid_run_is_notified_as_cancelled(cloud: LocalCloud, inbox: Inbox,
+                                                                  fast_amc: None) -> None:
     customer, _ = amc_tenant(cloud, inbox)
-    cloud.sandbox.amc.timings = replace(FAST, running_s=60.0)
+    timings = cloud.sandbox.amc.timings
+    cloud.sandbox.amc.timings = replace(timings, running_s=600)  # running until it is cancelled
     try:
         request_id = send(cloud, "workflow", execution_request(customer))
         execution_id = wait_until(lambda: _record(cloud, customer, request_id).get("workflowExecutionId"), 60)
     finally:
-        cloud.sandbox.amc.timings = replace(FAST)
+        cloud.sandbox.amc.timings = timings
 
     cancelled = ask(cloud, inbox, "workflow", {"customerId": customer, "requestType": "cancelExecution",
                                                "workflowExecutionId": execution_id})

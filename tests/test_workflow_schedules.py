@@ -108,11 +108,16 @@ def test_a_backfill_of_30_days_runs_within_the_gate_and_failed_windows_are_resub
     cloud.sandbox.faults.add("amc", "createWorkflowExecution", outcome="FAILED", times=3)
     request = {"requestType": "backfillExecutions", "customerId": customer, "startDate": "2026-09-01",
                "endDate": "2026-09-30", "windowDays": 1, "createExecutionRequest": {"workflowId": "top"}}
+    held = cloud.sandbox.amc.state.instances[instance]
+    limit, held.concurrency_limit = held.concurrency_limit, 0  # queued at AMC, so the first five are live at once
     try:
         started = ask(cloud, inbox, "workflow", request)
         backfill_id = started.body["details"]["backfillId"]
+        wait_until(lambda: len(amc_creates(cloud, instance)) >= 5, 120)
+        held.concurrency_limit = limit
         first = [execution_outcome(inbox, f"{backfill_id}-w{i:03d}", 240) for i in range(30)]
     finally:
+        held.concurrency_limit = limit
         cloud.sandbox.faults.clear()
     resubmitted = ask(cloud, inbox, "workflow", {"requestType": "resubmitBackfill", "customerId": customer,
                                                  "backfillId": backfill_id})
