@@ -98,12 +98,15 @@ def faults(sandbox: Sandbox) -> Iterator[Callable[..., FaultRule]]:
 
 @pytest.fixture
 def tokens(sandbox: Sandbox) -> TokenProvider:
-    """A credential set of its own (the sandbox's demo app), so a token refresh here touches no other test."""
-    demo = sandbox.credentials
-    name = f"amci/local/auth/test-ads-{uuid.uuid4().hex[:12]}"
+    """A credential set of its own, of an LWA app of its own: a token refresh here touches no other test, and the
+    test's own token requests are told from other work's by their client id."""
+    suffix = uuid.uuid4().hex[:12]
+    client_id, client_secret = f"amzn1.application-oa2-client.adstest{suffix}", f"secret-{suffix}"
+    sandbox.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
+    refresh_token, name = sandbox.lwa.add_refresh_token(client_id), f"amci/local/auth/test-ads-{suffix}"
     secrets = aws.client("secretsmanager")
     secrets.create_secret(Name=name, SecretString=json.dumps(
-        {key: demo[key] for key in ("client_id", "client_secret", "refresh_token")}))
+        {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}))
     return TokenProvider(CredentialStore(secrets, name), AmazonHttp("lwa"), Endpoints.from_env())
 
 
@@ -134,6 +137,12 @@ def statuses(sandbox: Sandbox, operation: str, profile: SandboxProfile, api: str
             if _header(r.headers, "Amazon-Advertising-API-Scope") == str(profile.profile_id)]
 
 
+def token_requests(sandbox: Sandbox, tokens: TokenProvider) -> int:
+    """How many times the test's own LWA app asked for a token."""
+    return sum(1 for r in sandbox.requests.where(api="lwa", operation="token")
+               if isinstance(r.body, dict) and r.body.get("client_id") == tokens.client_id)
+
+
 def reports_of(sandbox: Sandbox, profile: SandboxProfile) -> list[str]:
     return [r.report_id for r in sandbox.ads.state.reports.values() if r.profile_id == profile.profile_id]
 
@@ -156,7 +165,7 @@ def download_rows(ads: AdsClient, report: AdsReport) -> tuple[bytes, list[dict[s
 def raw_call(sandbox: Sandbox, tokens: TokenProvider, method: str, path: str, *, scope: str | None = None,
              content_type: str | None = CREATE_REPORT_CONTENT_TYPE, token: bool = True,
              body: Any = None) -> requests.Response:
-    headers = {"Amazon-Advertising-API-ClientId": sandbox.account.client_id}
+    headers = {"Amazon-Advertising-API-ClientId": tokens.client_id}
     if token:
         headers["Authorization"] = f"Bearer {tokens.access_token()}"
     if scope:
@@ -191,7 +200,8 @@ def test_each_region_lists_its_profiles_without_a_scope(ads: AdsClient, sandbox:
 # -- the report lifecycle ----------------------------------------------------------------------------------------
 
 def test_a_report_completes_and_downloads_with_exactly_the_requested_columns(
-        ads: AdsClient, profile: SandboxProfile, fast: Timings) -> None:
+        ads: AdsClient, profile: SandboxProfile, timings: Callable[..., Timings]) -> None:
+    timings(pending_s=0, processing_s=600)  # processing from the first look until it has been seen
     request = report_request()
     created = ads.create_report(profile.profile_id, "NA", request)
     assert created.status is ReportStatus.PENDING and created.url is None
@@ -199,7 +209,8 @@ def test_a_report_completes_and_downloads_with_exactly_the_requested_columns(
     assert {key: created.raw[key] for key in nullable} == dict.fromkeys(nullable)  # present, as null
     assert created.configuration["filters"] is None and created.name == "test report"
 
-    seen: set[str] = set()
+    seen = {ads.get_report(profile.profile_id, "NA", created.report_id).status}
+    timings(processing_s=0)
     done = finished(ads, created, seen)
     assert done.status is ReportStatus.COMPLETED and seen >= {ReportStatus.PROCESSING, ReportStatus.COMPLETED}
     assert done.generated_at is not None and done.url_expires_at is not None
@@ -324,13 +335,13 @@ def test_an_expired_download_url_is_refused_and_the_client_gets_a_fresh_one(
     assert downloads == [403, 403, 403, 403, 200]
 
 
-def test_an_access_token_expiring_mid_flow_is_refreshed_once(ads: AdsClient, sandbox: Sandbox,
+def test_an_access_token_expiring_mid_flow_is_refreshed_once(ads: AdsClient, sandbox: Sandbox, tokens: TokenProvider,
                                                              profile: SandboxProfile) -> None:
     created = ads.create_report(profile.profile_id, "NA", report_request())
-    refreshes = len(sandbox.requests.where(api="lwa", operation="token"))
+    refreshes = token_requests(sandbox, tokens)
     sandbox.lwa.expire_all()
     assert ads.get_report(profile.profile_id, "NA", created.report_id).report_id == created.report_id
-    assert len(sandbox.requests.where(api="lwa", operation="token")) == refreshes + 1
+    assert token_requests(sandbox, tokens) == refreshes + 1
     assert statuses(sandbox, "getReport", profile) == [401, 200]
 
 

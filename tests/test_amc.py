@@ -45,7 +45,6 @@ from tests.support import wait_until
 
 FAST_RETRIES = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, read_timeout_s=10)
 FAST = AmcTimings(pending_s=0.05, running_s=0.15, publishing_s=0.05, tick_s=0.05)
-PENDING_A_WHILE = AmcTimings(pending_s=2.0, running_s=0.2, publishing_s=0.1, tick_s=0.05)
 SLOW = AmcTimings(pending_s=0.05, running_s=60, publishing_s=0.05, tick_s=0.05)  # runs until cancelled
 SQL = ("SELECT advertiser, campaign, SUM(total_cost) AS spend, SUM(impressions) AS impressions "
        "FROM dsp_impressions GROUP BY advertiser, campaign")
@@ -223,23 +222,28 @@ def _with_results_bucket(amc: Amc) -> tuple[str, Any]:
 
 def test_execution_succeeds_and_results_reach_the_bucket_and_the_download_urls(
         amc: Amc, timings: Callable[[AmcTimings], None]) -> None:
-    timings(PENDING_A_WHILE)  # long enough to ask for results before they exist, even on a busy machine
+    timings(FAST)
     bucket, s3 = _with_results_bucket(amc)
     client = amc.client()
     client.create_workflow(Workflow("spend", SQL, filtered_metrics_discriminator_column="filtered"))
 
-    created = client.create_execution(ExecutionRequest(
-        workflow_id="spend", time_window_type=TimeWindowType.EXPLICIT, time_window_start="2024-01-20T00:00:00",
-        time_window_end=datetime(2024, 1, 25), time_zone="America/New_York", parameter_values={"x": 1}))
-    assert created.status == ExecutionStatus.PENDING
-    assert (created.time_window_start, created.time_window_end) == (datetime(2024, 1, 20, 5, tzinfo=UTC),
-                                                                    datetime(2024, 1, 25, 5, tzinfo=UTC))
-    assert created.raw["timeWindowStartOriginal"] == "2024-01-20T00:00:00"
-    assert created.raw["timeWindowTimeZoneOriginal"] == "America/New_York"
-    assert created.parameter_values == {"x": 1}
-    with pytest.raises(ResultsNotReady) as early:
-        client.download_urls(created.execution_id)
-    assert early.value.detail == f"Execution with ID {created.execution_id} is unavailable for download."
+    instance = amc.cloud.sandbox.amc.state.instances[amc.instance_id]
+    limit, instance.concurrency_limit = instance.concurrency_limit, 0  # queued until the early ask has been made
+    try:
+        created = client.create_execution(ExecutionRequest(
+            workflow_id="spend", time_window_type=TimeWindowType.EXPLICIT, time_window_start="2024-01-20T00:00:00",
+            time_window_end=datetime(2024, 1, 25), time_zone="America/New_York", parameter_values={"x": 1}))
+        assert created.status == ExecutionStatus.PENDING
+        assert (created.time_window_start, created.time_window_end) == (datetime(2024, 1, 20, 5, tzinfo=UTC),
+                                                                        datetime(2024, 1, 25, 5, tzinfo=UTC))
+        assert created.raw["timeWindowStartOriginal"] == "2024-01-20T00:00:00"
+        assert created.raw["timeWindowTimeZoneOriginal"] == "America/New_York"
+        assert created.parameter_values == {"x": 1}
+        with pytest.raises(ResultsNotReady) as early:
+            client.download_urls(created.execution_id)
+        assert early.value.detail == f"Execution with ID {created.execution_id} is unavailable for download."
+    finally:
+        instance.concurrency_limit = limit
 
     done, seen = _wait_for(client, created.execution_id)
     assert done.status == ExecutionStatus.SUCCEEDED, done.status_reason
@@ -310,13 +314,17 @@ def test_ad_hoc_execution_and_request_fields(amc: Amc, timings: Callable[[AmcTim
                                                   ("REJECTED", "too many workflows have already been run")])
 def test_failed_and_rejected_outcomes(amc: Amc, timings: Callable[[AmcTimings], None],
                                       faults: Callable[..., FaultRule], outcome: str, reason: str) -> None:
-    timings(FAST)
+    timings(replace(FAST, running_s=600))  # a run lasts until it has been seen
     faults("createWorkflowExecution", outcome=outcome, times=1)
     client = amc.client()
     client.create_workflow(Workflow("doomed", SQL))
     created = client.create_execution(ExecutionRequest(workflow_id="doomed"))
+    timings(FAST)
 
-    done, seen = _wait_for(client, created.execution_id)
+    _, seen = _wait_for(client, created.execution_id, lambda e: e.status != ExecutionStatus.PENDING)
+    amc.cloud.sandbox.amc.state.end_running(amc.instance_id, created.execution_id)  # seen running: it may fail now
+    done, rest = _wait_for(client, created.execution_id)
+    seen += rest
     assert done.status == outcome and reason in (done.status_reason or "")
     assert ("RUNNING" in seen) == (outcome == "FAILED")  # a rejected execution never runs
     with pytest.raises(ResultsNotReady):
@@ -468,8 +476,12 @@ def test_server_errors_are_retried_and_a_failed_create_is_not_doubled(amc: Amc, 
 def test_a_create_that_times_out_makes_exactly_one_execution(amc: Amc, timings: Callable[[AmcTimings], None],
                                                              faults: Callable[..., FaultRule]) -> None:
     timings(SLOW)
+
+    def settle(_seconds: float) -> None:  # the client's wait for its timed-out create lasts until it was answered
+        wait_until(lambda: amc.calls("createWorkflowExecution", status=200), timeout_s=30)
+
     client = amc.client(RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, read_timeout_s=0.3),
-                        settle_s=5.0, settle_poll_s=0.1)
+                        settle_s=5.0, settle_poll_s=0.1, sleep=settle)
     client.create_workflow(Workflow("slow", SQL))
     faults("createWorkflowExecution", delay_s=1.0, times=1)  # answered after the client has given up
 

@@ -27,11 +27,14 @@ def endpoints(cloud: LocalCloud) -> Endpoints:
 
 @pytest.fixture
 def secret(cloud: LocalCloud) -> Iterator[str]:
-    """A fresh secret holding the sandbox's demo credentials (single-credential layout)."""
-    name = f"amci/local/auth/test-{uuid.uuid4().hex[:8]}"
-    demo = cloud.sandbox.credentials
+    """A fresh secret holding the credentials of an LWA app of the test's own (single-credential layout), so that
+    its token requests are told from those of other work in the process by their client id."""
+    suffix = uuid.uuid4().hex[:8]
+    client_id, client_secret = f"amzn1.application-oa2-client.lwatest{suffix}", f"secret-{suffix}"
+    cloud.sandbox.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
+    refresh_token, name = cloud.sandbox.lwa.add_refresh_token(client_id), f"amci/local/auth/test-{suffix}"
     aws.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(
-        {k: demo[k] for k in ("client_id", "client_secret", "refresh_token")}))
+        {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}))
     yield name
     cloud.sandbox.faults.clear()
 
@@ -41,8 +44,11 @@ def _provider(name: str, endpoints: Endpoints, auth_id: str | None = None) -> To
                          endpoints)
 
 
-def _token_calls(cloud: LocalCloud) -> int:
-    return len(cloud.sandbox.requests.where(api="lwa", operation="token", status=200))
+def _token_calls(cloud: LocalCloud, secret: str, status: int | None = None) -> int:
+    """How many token requests the sandbox was sent with the client id in ``secret`` (answered ``status``)."""
+    client_id = _stored(secret)["client_id"]
+    return sum(1 for r in cloud.sandbox.requests.where(api="lwa", operation="token", status=status)
+               if isinstance(r.body, dict) and r.body.get("client_id") == client_id)
 
 
 def _stored(name: str) -> dict:
@@ -52,7 +58,7 @@ def _stored(name: str) -> dict:
 
 def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
         cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
-    before = _token_calls(cloud)
+    before = _token_calls(cloud, secret, status=200)
     first = _provider(secret, endpoints)
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(first.access_token())) for _ in range(8)]
@@ -65,7 +71,7 @@ def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
 
     assert len(set(results)) == 1 and results[0].startswith("Atza|")
     assert another_container.access_token() == results[0]
-    assert _token_calls(cloud) - before == 1
+    assert _token_calls(cloud, secret, status=200) - before == 1
     assert _stored(secret)["access_token"] == results[0]
     assert cloud.sandbox.lwa.validate(results[0]) is None
 
@@ -81,6 +87,8 @@ def test_a_refused_token_is_replaced(cloud: LocalCloud, endpoints: Endpoints, se
 
 
 def test_concurrent_writers_never_lose_an_update(cloud: LocalCloud, secret: str) -> None:
+    refresh_token = _stored(secret)["refresh_token"]
+
     def write(writer: int) -> None:
         store = CredentialStore(aws.client("secretsmanager"), secret)
         for step in range(5):
@@ -94,7 +102,7 @@ def test_concurrent_writers_never_lose_an_update(cloud: LocalCloud, secret: str)
 
     stored = _stored(secret)
     assert {f"writer{n}_step{s}" for n in range(6) for s in range(5)} <= stored.keys()
-    assert stored["refresh_token"] == cloud.sandbox.credentials["refresh_token"]
+    assert stored["refresh_token"] == refresh_token
 
 
 def test_the_multi_credential_layout_is_read_and_written_per_auth_id(cloud: LocalCloud, endpoints: Endpoints) -> None:
@@ -136,10 +144,10 @@ def test_a_wrong_client_secret_is_invalid_client(cloud: LocalCloud, endpoints: E
 def test_throttling_and_server_errors_are_retried(cloud: LocalCloud, endpoints: Endpoints, secret: str,
                                                   fault: dict) -> None:
     cloud.sandbox.faults.add("lwa", "token", **fault)
-    before = len(cloud.sandbox.requests.where(api="lwa", operation="token"))
+    before = _token_calls(cloud, secret)
 
     assert _provider(secret, endpoints).access_token().startswith("Atza|")
-    assert len(cloud.sandbox.requests.where(api="lwa", operation="token")) - before == fault["times"] + 1
+    assert _token_calls(cloud, secret) - before == fault["times"] + 1
 
 
 def test_an_outage_longer_than_the_time_budget_is_out_of_time(cloud: LocalCloud, endpoints: Endpoints,

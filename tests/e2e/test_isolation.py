@@ -5,6 +5,7 @@ results have their own database; Ads and SP reports share their dataset's databa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,16 +28,20 @@ class Tenants:
 
 
 @pytest.fixture(scope="module")
-def tenants(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> Tenants:
+def tenants(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> Iterator[Tenants]:
     (a, a_instance), (b, b_instance) = amc_tenant(cloud, inbox), amc_tenant(cloud, inbox)
     executed = ask(cloud, inbox, "workflow", execution_request(b), timeout_s=90)
     schedule = f"nightly-{uuid.uuid4().hex[:6]}"
     scheduled = ask(cloud, inbox, "workflow", {
         "requestType": "createSchedule", "customerId": b, "scheduleName": schedule,
         "scheduleExpression": "rate(1 day)", "executionRequest": execution_request(b)})
-    assert executed.attributes["status"] == scheduled.attributes["status"] == "SUCCEEDED"
-    wait_until(lambda: _rows(cloud, f"amci_local_{b}"), 90)  # B's results in its tables
-    return Tenants(a, a_instance, b, b_instance, executed.body["details"]["workflowExecutionId"], schedule)
+    try:
+        assert executed.attributes["status"] == scheduled.attributes["status"] == "SUCCEEDED"
+        wait_until(lambda: _rows(cloud, f"amci_local_{b}"), 90)  # B's results in its tables
+        yield Tenants(a, a_instance, b, b_instance, executed.body["details"]["workflowExecutionId"], schedule)
+    finally:  # the scaled clock would fire it every 24 minutes, running B's execution amid later tests
+        deleted = _workflow(cloud, inbox, {"requestType": "deleteSchedule", "customerId": b, "scheduleName": schedule})
+        assert deleted.attributes["status"] == "SUCCEEDED", deleted.body
 
 
 def _workflow(cloud: LocalCloud, inbox: Inbox, request: dict[str, Any]) -> Notification:
