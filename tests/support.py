@@ -210,6 +210,18 @@ def ads_creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
 
 
 @contextmanager
+def queued_at_amc(box: Sandbox, instance_id: str) -> Iterator[None]:
+    """The instance's new executions wait in AMC's queue (live, not running) for the block: a test waits there for
+    the ones it expects live at once, however slow the machine, then lets them run."""
+    instance = box.amc.state.instances[instance_id]
+    limit, instance.concurrency_limit = instance.concurrency_limit, 0
+    try:
+        yield
+    finally:
+        instance.concurrency_limit = limit
+
+
+@contextmanager
 def sp_unthrottled(box: Sandbox, queued_s: float, processing_s: float) -> Iterator[None]:
     """The sandbox's SP reports ready after these timings, with rate limits (the sandbox's and the clients') no
     test reaches, for the block; restored afterwards."""

@@ -41,7 +41,7 @@ from shared.amazon.errors import InvalidRequest, NotFound, Unauthorized
 from shared.amazon.http import AmazonHttp, RetryPolicy
 from shared.amazon.lwa import BearerAuth, CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints
-from tests.support import wait_until
+from tests.support import queued_at_amc, wait_until
 
 FAST_RETRIES = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, read_timeout_s=10)
 FAST = AmcTimings(pending_s=0.05, running_s=0.15, publishing_s=0.05, tick_s=0.05)
@@ -227,9 +227,7 @@ def test_execution_succeeds_and_results_reach_the_bucket_and_the_download_urls(
     client = amc.client()
     client.create_workflow(Workflow("spend", SQL, filtered_metrics_discriminator_column="filtered"))
 
-    instance = amc.cloud.sandbox.amc.state.instances[amc.instance_id]
-    limit, instance.concurrency_limit = instance.concurrency_limit, 0  # queued until the early ask has been made
-    try:
+    with queued_at_amc(amc.cloud.sandbox, amc.instance_id):  # until the early ask has been made
         created = client.create_execution(ExecutionRequest(
             workflow_id="spend", time_window_type=TimeWindowType.EXPLICIT, time_window_start="2024-01-20T00:00:00",
             time_window_end=datetime(2024, 1, 25), time_zone="America/New_York", parameter_values={"x": 1}))
@@ -242,8 +240,6 @@ def test_execution_succeeds_and_results_reach_the_bucket_and_the_download_urls(
         with pytest.raises(ResultsNotReady) as early:
             client.download_urls(created.execution_id)
         assert early.value.detail == f"Execution with ID {created.execution_id} is unavailable for download."
-    finally:
-        instance.concurrency_limit = limit
 
     done, seen = _wait_for(client, created.execution_id)
     assert done.status == ExecutionStatus.SUCCEEDED, done.status_reason

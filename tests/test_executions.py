@@ -20,6 +20,7 @@ from tests.support import (
     execution_outcome,
     execution_request,
     queue_idle,
+    queued_at_amc,
     send,
     wait_until,
 )
@@ -79,13 +80,9 @@ def test_a_duplicated_request_creates_one_amc_execution(cloud: LocalCloud, inbox
 def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: LocalCloud, inbox: Inbox,
                                                                    fast_amc: None) -> None:
     customer, instance = amc_tenant(cloud, inbox)
-    held = cloud.sandbox.amc.state.instances[instance]
-    limit, held.concurrency_limit = held.concurrency_limit, 0  # queued at AMC, so the first ten are live at once
-    try:
+    with queued_at_amc(cloud.sandbox, instance):  # so that the first ten are live at once
         ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(50)]
         wait_until(lambda: len(amc_creates(cloud, instance)) >= 10, 120)
-    finally:
-        held.concurrency_limit = limit
     notes = [execution_outcome(inbox, request_id, timeout_s=300) for request_id in ids]
 
     assert [n.attributes["status"] for n in notes] == ["SUCCEEDED"] * 50
@@ -97,13 +94,9 @@ def test_fifty_requests_with_a_limit_of_ten_never_run_more_than_ten(cloud: Local
 
 def test_a_tenants_own_limit_is_kept(cloud: LocalCloud, inbox: Inbox, fast_amc: None) -> None:
     customer, instance = amc_tenant(cloud, inbox, max_concurrent_executions=3)
-    held = cloud.sandbox.amc.state.instances[instance]
-    limit, held.concurrency_limit = held.concurrency_limit, 0  # queued at AMC, so the first three are live at once
-    try:
+    with queued_at_amc(cloud.sandbox, instance):  # so that the first three are live at once
         ids = [send(cloud, "workflow", execution_request(customer)) for _ in range(8)]
         wait_until(lambda: len(amc_creates(cloud, instance)) >= 3, 60)
-    finally:
-        held.concurrency_limit = limit
 
     assert all(execution_outcome(inbox, r, 120).attributes["status"] == "SUCCEEDED" for r in ids)
     assert cloud.sandbox.amc.state.instances[instance].peak_active == 3

@@ -16,7 +16,16 @@ from shared.amazon.amc import AmcClient
 from shared.amazon.http import AmazonHttp
 from shared.amazon.lwa import BearerAuth, CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints, marketplace_region
-from tests.support import amc_creates, amc_tenant, ask, execution_outcome, execution_request, send, wait_until
+from tests.support import (
+    amc_creates,
+    amc_tenant,
+    ask,
+    execution_outcome,
+    execution_request,
+    queued_at_amc,
+    send,
+    wait_until,
+)
 
 
 def _schedule(customer: str, name: str, expression: str, **fields: Any) -> dict[str, Any]:
@@ -108,16 +117,13 @@ def test_a_backfill_of_30_days_runs_within_the_gate_and_failed_windows_are_resub
     cloud.sandbox.faults.add("amc", "createWorkflowExecution", outcome="FAILED", times=3)
     request = {"requestType": "backfillExecutions", "customerId": customer, "startDate": "2026-09-01",
                "endDate": "2026-09-30", "windowDays": 1, "createExecutionRequest": {"workflowId": "top"}}
-    held = cloud.sandbox.amc.state.instances[instance]
-    limit, held.concurrency_limit = held.concurrency_limit, 0  # queued at AMC, so the first five are live at once
     try:
-        started = ask(cloud, inbox, "workflow", request)
-        backfill_id = started.body["details"]["backfillId"]
-        wait_until(lambda: len(amc_creates(cloud, instance)) >= 5, 120)
-        held.concurrency_limit = limit
+        with queued_at_amc(cloud.sandbox, instance):  # so that the first five are live at once
+            started = ask(cloud, inbox, "workflow", request)
+            backfill_id = started.body["details"]["backfillId"]
+            wait_until(lambda: len(amc_creates(cloud, instance)) >= 5, 120)
         first = [execution_outcome(inbox, f"{backfill_id}-w{i:03d}", 240) for i in range(30)]
     finally:
-        held.concurrency_limit = limit
         cloud.sandbox.faults.clear()
     resubmitted = ask(cloud, inbox, "workflow", {"requestType": "resubmitBackfill", "customerId": customer,
                                                  "backfillId": backfill_id})
