@@ -276,15 +276,35 @@ def demo_tokens(cloud: LocalCloud) -> TokenProvider:
     return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())
 
 
+def own_credentials(box: Sandbox, secret: str) -> str:
+    """Store as ``secret`` the credentials of a Login with Amazon app of the caller's own, known to the sandbox;
+    returns its client id, by which its token requests are told from other work's (:func:`token_requests`)."""
+    suffix = uuid.uuid4().hex[:12]
+    client_id, client_secret = f"amzn1.application-oa2-client.test{suffix}", f"secret-{suffix}"
+    box.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
+    aws.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps({
+        "client_id": client_id, "client_secret": client_secret, "refresh_token": box.lwa.add_refresh_token(client_id)}))
+    return client_id
+
+
+def own_tokens(box: Sandbox) -> TokenProvider:
+    """Tokens for a Login with Amazon app of the caller's own (:func:`own_credentials`)."""
+    secret = f"amci/test/app-{uuid.uuid4().hex[:12]}"
+    own_credentials(box, secret)
+    return TokenProvider(CredentialStore(aws.client("secretsmanager"), secret), AmazonHttp("lwa"), Endpoints.from_env())
+
+
+def token_requests(box: Sandbox, client_id: str, status: int | None = None) -> int:
+    """How many token requests Login with Amazon was sent for ``client_id`` (answered ``status``)."""
+    return sum(1 for r in box.requests.where(api="lwa", operation="token", status=status)
+               if isinstance(r.body, dict) and r.body.get("client_id") == client_id)
+
+
 def second_credentials(cloud: LocalCloud) -> tuple[str, str]:
-    """A credential set of the caller's own besides the default one, known to the sandbox's Login with Amazon and
-    stored as an ``authId``: (the authId, its client id)."""
-    auth_id, client_id = f"second-{uuid.uuid4().hex[:8]}", f"amzn1.application-oa2-client.{uuid.uuid4().hex}"
-    cloud.sandbox.lwa.register_client(client_id, "second-secret", {"https://amazon.com"})
-    refresh_token = cloud.sandbox.lwa.add_refresh_token(client_id)
-    aws.client("secretsmanager").create_secret(Name=f"amci/local/auth/{auth_id}", SecretString=json.dumps({
-        "client_id": client_id, "client_secret": "second-secret", "refresh_token": refresh_token}))
-    return auth_id, client_id
+    """A credential set of the caller's own besides the default one, stored as an ``authId``: (the authId, its
+    client id)."""
+    auth_id = f"second-{uuid.uuid4().hex[:8]}"
+    return auth_id, own_credentials(cloud.sandbox, f"amci/local/auth/{auth_id}")
 
 
 def revoked_credentials() -> str:

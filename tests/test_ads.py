@@ -24,7 +24,6 @@ from local.sandbox.ads import data
 from local.sandbox.ads.state import Profile as SandboxProfile
 from local.sandbox.ads.state import Timings
 from local.sandbox.faults import FaultRule
-from shared import aws
 from shared.amazon.ads import (
     CREATE_REPORT_CONTENT_TYPE,
     AdsClient,
@@ -35,9 +34,9 @@ from shared.amazon.ads import (
 )
 from shared.amazon.errors import InvalidRequest, NotFound, OutOfTime, Unauthorized
 from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
-from shared.amazon.lwa import CredentialStore, TokenProvider
+from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region
-from tests.support import wait_until
+from tests.support import own_tokens, token_requests, wait_until
 
 COLUMNS = ["adGroupId", "campaignId", "impressions", "clicks", "cost", "clickThroughRate", "purchases1d",
            "purchases7d", "purchases14d", "purchases30d", "date"]
@@ -98,16 +97,8 @@ def faults(sandbox: Sandbox) -> Iterator[Callable[..., FaultRule]]:
 
 @pytest.fixture
 def tokens(sandbox: Sandbox) -> TokenProvider:
-    """A credential set of its own, of an LWA app of its own: a token refresh here touches no other test, and the
-    test's own token requests are told from other work's by their client id."""
-    suffix = uuid.uuid4().hex[:12]
-    client_id, client_secret = f"amzn1.application-oa2-client.adstest{suffix}", f"secret-{suffix}"
-    sandbox.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
-    refresh_token, name = sandbox.lwa.add_refresh_token(client_id), f"amci/local/auth/test-ads-{suffix}"
-    secrets = aws.client("secretsmanager")
-    secrets.create_secret(Name=name, SecretString=json.dumps(
-        {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}))
-    return TokenProvider(CredentialStore(secrets, name), AmazonHttp("lwa"), Endpoints.from_env())
+    """An LWA app of its own: a token refresh here touches no other test, and its token requests are its own."""
+    return own_tokens(sandbox)
 
 
 @pytest.fixture
@@ -135,12 +126,6 @@ def statuses(sandbox: Sandbox, operation: str, profile: SandboxProfile, api: str
     """The statuses the sandbox answered ``operation`` with for this profile, in order."""
     return [r.status for r in sandbox.requests.where(api=api, operation=operation)
             if _header(r.headers, "Amazon-Advertising-API-Scope") == str(profile.profile_id)]
-
-
-def token_requests(sandbox: Sandbox, tokens: TokenProvider) -> int:
-    """How many times the test's own LWA app asked for a token."""
-    return sum(1 for r in sandbox.requests.where(api="lwa", operation="token")
-               if isinstance(r.body, dict) and r.body.get("client_id") == tokens.client_id)
 
 
 def reports_of(sandbox: Sandbox, profile: SandboxProfile) -> list[str]:
@@ -338,10 +323,10 @@ def test_an_expired_download_url_is_refused_and_the_client_gets_a_fresh_one(
 def test_an_access_token_expiring_mid_flow_is_refreshed_once(ads: AdsClient, sandbox: Sandbox, tokens: TokenProvider,
                                                              profile: SandboxProfile) -> None:
     created = ads.create_report(profile.profile_id, "NA", report_request())
-    refreshes = token_requests(sandbox, tokens)
+    refreshes = token_requests(sandbox, tokens.client_id)
     sandbox.lwa.expire_all()
     assert ads.get_report(profile.profile_id, "NA", created.report_id).report_id == created.report_id
-    assert token_requests(sandbox, tokens) == refreshes + 1
+    assert token_requests(sandbox, tokens.client_id) == refreshes + 1
     assert statuses(sandbox, "getReport", profile) == [401, 200]
 
 

@@ -16,6 +16,7 @@ from shared.amazon.errors import AuthorizationFailed, OutOfTime
 from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
 from shared.amazon.lwa import CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints
+from tests.support import own_credentials, token_requests
 
 FAST = RetryPolicy(max_attempts=4, base_delay_s=0.05, max_delay_s=0.5)
 
@@ -29,12 +30,8 @@ def endpoints(cloud: LocalCloud) -> Endpoints:
 def secret(cloud: LocalCloud) -> Iterator[str]:
     """A fresh secret holding the credentials of an LWA app of the test's own (single-credential layout), so that
     its token requests are told from those of other work in the process by their client id."""
-    suffix = uuid.uuid4().hex[:8]
-    client_id, client_secret = f"amzn1.application-oa2-client.lwatest{suffix}", f"secret-{suffix}"
-    cloud.sandbox.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
-    refresh_token, name = cloud.sandbox.lwa.add_refresh_token(client_id), f"amci/local/auth/test-{suffix}"
-    aws.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(
-        {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}))
+    name = f"amci/local/auth/test-{uuid.uuid4().hex[:8]}"
+    own_credentials(cloud.sandbox, name)
     yield name
     cloud.sandbox.faults.clear()
 
@@ -44,13 +41,6 @@ def _provider(name: str, endpoints: Endpoints, auth_id: str | None = None) -> To
                          endpoints)
 
 
-def _token_calls(cloud: LocalCloud, secret: str, status: int | None = None) -> int:
-    """How many token requests the sandbox was sent with the client id in ``secret`` (answered ``status``)."""
-    client_id = _stored(secret)["client_id"]
-    return sum(1 for r in cloud.sandbox.requests.where(api="lwa", operation="token", status=status)
-               if isinstance(r.body, dict) and r.body.get("client_id") == client_id)
-
-
 def _stored(name: str) -> dict:
     return json.loads(aws.client("secretsmanager").get_secret_value(SecretId=name, VersionStage="AWSCURRENT")[
         "SecretString"])
@@ -58,7 +48,7 @@ def _stored(name: str) -> dict:
 
 def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
         cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
-    before = _token_calls(cloud, secret, status=200)
+    before = token_requests(cloud.sandbox, _stored(secret)["client_id"], status=200)
     first = _provider(secret, endpoints)
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(first.access_token())) for _ in range(8)]
@@ -71,7 +61,7 @@ def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
 
     assert len(set(results)) == 1 and results[0].startswith("Atza|")
     assert another_container.access_token() == results[0]
-    assert _token_calls(cloud, secret, status=200) - before == 1
+    assert token_requests(cloud.sandbox, _stored(secret)["client_id"], status=200) - before == 1
     assert _stored(secret)["access_token"] == results[0]
     assert cloud.sandbox.lwa.validate(results[0]) is None
 
@@ -144,10 +134,10 @@ def test_a_wrong_client_secret_is_invalid_client(cloud: LocalCloud, endpoints: E
 def test_throttling_and_server_errors_are_retried(cloud: LocalCloud, endpoints: Endpoints, secret: str,
                                                   fault: dict) -> None:
     cloud.sandbox.faults.add("lwa", "token", **fault)
-    before = _token_calls(cloud, secret)
+    before = token_requests(cloud.sandbox, _stored(secret)["client_id"])
 
     assert _provider(secret, endpoints).access_token().startswith("Atza|")
-    assert _token_calls(cloud, secret) - before == fault["times"] + 1
+    assert token_requests(cloud.sandbox, _stored(secret)["client_id"]) - before == fault["times"] + 1
 
 
 def test_an_outage_longer_than_the_time_budget_is_out_of_time(cloud: LocalCloud, endpoints: Endpoints,

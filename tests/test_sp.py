@@ -30,11 +30,11 @@ from local.sandbox.sp import data
 from shared import aws
 from shared.amazon import sp
 from shared.amazon.errors import InvalidRequest, NotFound, OutOfTime, RateLimited
-from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
-from shared.amazon.lwa import CredentialStore, TokenProvider
+from shared.amazon.http import Deadline, RetryPolicy
+from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region
 from shared.amazon.sp import ProcessingStatus, Report, SpReportsClient
-from tests.support import sp_unthrottled, wait_until
+from tests.support import own_tokens, sp_unthrottled, token_requests, wait_until
 
 SPECS = Path(__file__).resolve().parent / "specs"  # Amazon's models, see specs/README.md
 MODEL = json.loads((SPECS / "reports_2021-06-30.json").read_text())
@@ -58,16 +58,8 @@ def sandbox(cloud: LocalCloud) -> Iterator[Sandbox]:
 
 @pytest.fixture
 def tokens(cloud: LocalCloud) -> TokenProvider:
-    """Tokens for an LWA app of this test's own, from a credential secret of its own: its reports, quotas and token
-    requests are its own, whatever other work the process does."""
-    suffix = uuid.uuid4().hex[:12]
-    client_id, client_secret = f"amzn1.application-oa2-client.sptest{suffix}", f"secret-{suffix}"
-    cloud.sandbox.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
-    refresh_token, name = cloud.sandbox.lwa.add_refresh_token(client_id), f"amci/test/sp-{suffix}"
-    secrets = aws.client("secretsmanager")
-    secrets.create_secret(Name=name, SecretString=json.dumps(
-        {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}))
-    return TokenProvider(CredentialStore(secrets, name), AmazonHttp("lwa"), Endpoints.from_env())
+    """An LWA app of its own: its reports, quotas and token requests are its own, whatever else the process does."""
+    return own_tokens(cloud.sandbox)
 
 
 @pytest.fixture
@@ -87,12 +79,6 @@ def finished(client: SpReportsClient, report_id: str, region: Region = Region.NA
 def own_type() -> str:
     """A report type no other test creates (the sandbox takes any): counts stay exact."""
     return f"GET_TEST_{uuid.uuid4().hex.upper()}"
-
-
-def token_requests(sandbox: Sandbox, tokens: TokenProvider) -> int:
-    """How many times the test's own LWA app asked for a token."""
-    return sum(1 for r in sandbox.requests.where(api="lwa", operation="token")
-               if isinstance(r.body, dict) and r.body.get("client_id") == tokens.client_id)
 
 
 def days_ago(days: int) -> datetime:
@@ -398,14 +384,14 @@ def test_the_client_side_limiter_keeps_concurrent_creations_under_the_quota(clie
 def test_a_token_expiring_mid_flow_is_refreshed_once(client: SpReportsClient, sandbox: Sandbox,
                                                      tokens: TokenProvider) -> None:
     report_id = client.create_report("GET_MERCHANT_LISTINGS_ALL_DATA", [US])
-    refreshes = token_requests(sandbox, tokens)
+    refreshes = token_requests(sandbox, tokens.client_id)
 
     sandbox.lwa.expire_all()
     report = finished(client, report_id)
     document_id = report.report_document_id or ""
     client.get_report_document(document_id)
 
-    assert token_requests(sandbox, tokens) == refreshes + 1
+    assert token_requests(sandbox, tokens.client_id) == refreshes + 1
     assert len([r for r in sandbox.requests.where(api="sp", status=403)
                 if r.path.endswith((f"/reports/{report_id}", f"/documents/{document_id}"))]) == 1
 
