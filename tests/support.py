@@ -186,6 +186,14 @@ def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
             if f"/{instance}/" in r.path]
 
 
+def execution_runs(cloud: LocalCloud, customer: str) -> list[str]:
+    """The names of the runs the workflow executions state machine started for ``customer``: one per execution
+    request, however often it was delivered (a run is started before its message is deleted)."""
+    pages = aws.client("stepfunctions").get_paginator("list_executions").paginate(
+        stateMachineArn=cloud.outputs["WorkflowExecutionsStateMachineArn"])
+    return [run["name"] for page in pages for run in page["executions"] if customer in run["name"]]
+
+
 def ads_calls(cloud: LocalCloud, profile_id: str, operation: str | None = None, since: float = 0,
               status: int | None = None) -> list[Any]:
     """The sandbox's Amazon Ads requests for the profile (its Scope header), from ``since`` (epoch seconds)."""

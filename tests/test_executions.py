@@ -19,6 +19,7 @@ from tests.support import (
     ask,
     execution_outcome,
     execution_request,
+    execution_runs,
     queue_idle,
     queued_at_amc,
     send,
@@ -73,7 +74,8 @@ def test_a_duplicated_request_creates_one_amc_execution(cloud: LocalCloud, inbox
 
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
     assert len(amc_creates(cloud, instance)) == 1
-    wait_until(lambda: queue_idle(cloud.request_queue_url("workflow")), 30)
+    wait_until(lambda: queue_idle(cloud.request_queue_url("workflow")), 30)  # every copy handled
+    assert len(execution_runs(cloud, customer)) == 1  # so no second execution can still come
     assert len([n for n in inbox.drain() if n.body.get("request_id") == request["requestId"]]) == 1
 
 

@@ -22,6 +22,8 @@ from tests.support import (
     ask,
     execution_outcome,
     execution_request,
+    execution_runs,
+    queue_idle,
     queued_at_amc,
     send,
     wait_until,
@@ -75,8 +77,11 @@ def test_a_fire_delivered_twice_runs_once(cloud: LocalCloud, inbox: Inbox, fast_
         aws.client("sqs").send_message(QueueUrl=cloud.request_queue_url("workflow"), MessageBody=json.dumps(fired))
     note = execution_outcome(inbox, "nightly-20261127T060000Z")
 
+    wait_until(lambda: queue_idle(cloud.request_queue_url("workflow")), 30)  # both copies handled
+
     sent = [r.body for r in amc_creates(cloud, instance)]
     assert note.attributes["status"] == "SUCCEEDED" and len(sent) == 1
+    assert len(execution_runs(cloud, customer)) == 1  # so no second execution can still come
     assert sent[0]["timeWindowStart"] == "2026-11-25T00:00:00"  # TODAY(-2) at the fire time in New York
 
 
