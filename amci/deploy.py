@@ -319,11 +319,14 @@ class Stacks:
         stack = self.describe(name)
         return stack_outputs({"Outputs": stack.get("Outputs") or []}) if stack else {}
 
+    def resources(self, name: str) -> list[dict[str, Any]]:
+        """The stack's resource summaries, every page."""
+        pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=name)
+        return [r for page in pages for r in page["StackResourceSummaries"]]
+
     def physical_ids(self, name: str) -> dict[str, str]:
         """Each resource's physical id by its logical id."""
-        pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=name)
-        return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for page in pages
-                for r in page["StackResourceSummaries"]}
+        return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in self.resources(name)}
 
     def deploy(self, name: str, template: Template, parameters: Mapping[str, str] | None = None,
                capabilities: Sequence[str] = (), tags: Mapping[str, str] | None = None) -> StackResult:
@@ -706,8 +709,7 @@ def data_resources(session: Any, stacks: Stacks, stage: str,
     them), from the bucket names the template gives."""
     described = stacks.describe(platform_stack(stage))
     if described:
-        resources = [r for page in stacks.cfn.get_paginator("list_stack_resources").paginate(
-            StackName=described["StackId"]) for r in page["StackResourceSummaries"]]
+        resources = stacks.resources(described["StackId"])
         buckets = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::S3::Bucket"]
         keys = [r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::KMS::Key"]
         return [b for b in buckets if b], (keys[0] if keys else None)

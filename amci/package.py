@@ -171,14 +171,14 @@ def _justify_skipped_checks(template_path: Path) -> None:
     template = json.loads(template_path.read_text())
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Logs::LogGroup":  # a function's, from log_retention_in_days in config.json
-            resource.setdefault("Metadata", {}).setdefault("checkov", {})["skip"] = [
-                {"id": check, "comment": why} for check, why in _LOG_GROUP_NOT_APPLICABLE.items()]
-        if resource["Type"] != "AWS::Serverless::Function":
+            skips = [{"id": check, "comment": why} for check, why in _LOG_GROUP_NOT_APPLICABLE.items()]
+        elif resource["Type"] == "AWS::Serverless::Function":
+            sources = "+".join(sorted({event["Type"] for event in resource["Properties"].get("Events", {}).values()}))
+            skips = [{"id": check, "comment": why} for check, why in _NOT_APPLICABLE.items()]
+            if sources in _NO_DLQ_NEEDED:  # any other mix of sources is left to checkov to flag
+                skips.append({"id": "CKV_AWS_116", "comment": _NO_DLQ_NEEDED[sources]})
+        else:
             continue
-        sources = "+".join(sorted({event["Type"] for event in resource["Properties"].get("Events", {}).values()}))
-        skips = [{"id": check, "comment": why} for check, why in _NOT_APPLICABLE.items()]
-        if sources in _NO_DLQ_NEEDED:  # any other mix of sources is left to checkov to flag
-            skips.append({"id": "CKV_AWS_116", "comment": _NO_DLQ_NEEDED[sources]})
         resource.setdefault("Metadata", {}).setdefault("checkov", {})["skip"] = skips
     template_path.write_text(json.dumps(template, indent=2))
 

@@ -140,12 +140,10 @@ def _logs(name: str) -> dict[str, Any]:
 def _platform_key(stage: str, services: list[str], key_arn: str | None) -> dict[str, Any]:
     via = {"StringEquals": {"kms:ViaService": [{"Fn::Sub": f"{service}.${{AWS::Region}}.amazonaws.com"}
                                                for service in sorted(services)]}}
-    if key_arn:
-        return {"Sid": "UsePlatformKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": key_arn, "Condition": via}
     return {"Sid": "UsePlatformKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",  # the key's ARN is not known yet: its alias and the services bound it
-            "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": f"alias/amci-{stage}"}, **via}}
+            "Resource": key_arn or "*",  # without the key's ARN (not known yet), its alias and the services bound it
+            "Condition": via if key_arn else {
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": f"alias/amci-{stage}"}, **via}}
 
 
 def _render(value: Any, stage: str) -> Any:

@@ -21,6 +21,7 @@ from shared import aws
 METRICS_NAMESPACE = "AMCInsights/DataLake"  # the lake's CloudWatch metrics, dimension Dataset
 BUILTIN_STAGE_B = "builtin:convert"  # stage B's typed-Parquet conversion alone
 TRANSFORMS_PACKAGE = "lake_transforms"  # custom datasets' transforms: vendored with the app, zipped for Glue
+REPORT_SPECIFICATION = "report-specification"  # pre-stage metadata: an SP report's specification, for its table
 
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")

@@ -211,11 +211,10 @@ def _stop(message: str, reasons: list[str]) -> NoReturn:
 @contextmanager
 def _progress() -> Iterator[domain.Progress]:
     """A spinner on stderr with what is being waited for, and a line per stack done."""
-    err = errors
-    with err.status("starting...") as status:
-        yield domain.Progress(status=status.update, finished=lambda r: err.print(
+    with errors.status("starting...") as status:
+        yield domain.Progress(status=status.update, finished=lambda r: errors.print(
             f"[green]✓[/] {r.stack}: {_status(r)} ({r.seconds:.0f}s)", highlight=False),
-            warn=lambda text: err.print(f"[yellow]![/] {text}", highlight=False))
+            warn=lambda text: errors.print(f"[yellow]![/] {text}", highlight=False))
 
 
 # -- output ------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import ijson
 
-from shared.lake import normalise_name
+from shared.lake import REPORT_SPECIFICATION, normalise_name
 
 CHUNK = 1024 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024  # a JSON array is spooled to disk beyond this
@@ -252,7 +252,7 @@ def _json_document(body: IO[bytes], file_name: str, table: str, partition: dict[
         if not spools:
             raise Skipped("a report with no rows")
         if specification is not None:
-            metadata = {**metadata, "report-specification": json.dumps(specification, separators=(",", ":"))}
+            metadata = {**metadata, REPORT_SPECIFICATION: json.dumps(specification, separators=(",", ":"))}
         for name, spool in spools.items():
             spool.seek(0)
             yield PreStaged(f"{table}_{normalise_name(name)}", partition, stem, "ndjson", _chunks(spool), metadata)

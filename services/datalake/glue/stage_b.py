@@ -32,7 +32,14 @@ from boto3.dynamodb.conditions import Attr
 from convert import TIMESTAMP, Converted, convert
 
 from shared import aws
-from shared.lake import BUILTIN_STAGE_B, TRANSFORMS_PACKAGE, entry_point, pending_files, put_metrics
+from shared.lake import (
+    BUILTIN_STAGE_B,
+    REPORT_SPECIFICATION,
+    TRANSFORMS_PACKAGE,
+    entry_point,
+    pending_files,
+    put_metrics,
+)
 from shared.status import Status, StatusMessage, StatusPublisher
 
 HISTORY_S = 90 * 24 * 3600
@@ -319,7 +326,7 @@ def _catalog(glue: Any, database: str, table: str, schema: pa.Schema, partition_
 
 def _table_parameters(metadata: dict[str, str]) -> dict[str, str]:
     """The file's metadata that describes its table: an SP report's specification, whole."""
-    return {"report_specification": metadata["report-specification"]} if "report-specification" in metadata else {}
+    return {"report_specification": metadata[REPORT_SPECIFICATION]} if REPORT_SPECIFICATION in metadata else {}
 
 
 def _add_partition(glue: Any, database: str, table: str, partition: dict[str, str], location: str) -> None:
