@@ -180,10 +180,15 @@ def execution_outcome(inbox: Inbox, request_id: str, timeout_s: float = 90) -> N
                           and n.attributes["requestType"] == "createExecution", timeout_s)
 
 
+def amc_calls(cloud: LocalCloud, instance: str, operation: str | None = None, status: int | None = None) -> list[Any]:
+    """The sandbox's AMC requests for ``instance`` (its request log)."""
+    return [r for r in cloud.sandbox.requests.where(api="amc", operation=operation, status=status)
+            if f"/amc/reporting/{instance}/" in f"{r.path}/"]
+
+
 def amc_creates(cloud: LocalCloud, instance: str) -> list[Any]:
-    """The AMC executions the sandbox created on ``instance`` (its request log)."""
-    return [r for r in cloud.sandbox.requests.where(api="amc", operation="createWorkflowExecution", status=200)
-            if f"/{instance}/" in r.path]
+    """The AMC executions the sandbox created on ``instance``."""
+    return amc_calls(cloud, instance, "createWorkflowExecution", 200)
 
 
 def execution_runs(cloud: LocalCloud, customer: str) -> list[str]:
@@ -215,6 +220,28 @@ def sp_creates(cloud: LocalCloud, start: str, status: int | None = None) -> list
 def ads_creates(cloud: LocalCloud, profile_id: str) -> list[Any]:
     """The Amazon Ads reports the sandbox created for ``profile_id`` (its request log)."""
     return [r for r in ads_calls(cloud, profile_id, "createReport") if r.status < 300]
+
+
+@contextmanager
+def amc_timings(box: Sandbox, **changes: float) -> Iterator[None]:
+    """The sandbox's AMC timings changed for the executions created in the block (AMC fixes an execution's at its
+    creation); the previous ones come back afterwards."""
+    saved = box.amc.timings
+    box.amc.timings = replace(saved, **changes)
+    try:
+        yield
+    finally:
+        box.amc.timings = saved
+
+
+def outage_until(faults: Any, api: str, met: Callable[[], T], timeout_s: float = 30) -> T:
+    """Every call to ``api`` fails 503 until ``met`` finds the failed call the test waits for; then the outage
+    ends (however slow the machine, the call meets it)."""
+    outage = faults.add(api, status=503)
+    try:
+        return wait_until(met, timeout_s)
+    finally:
+        outage.times = 0
 
 
 @contextmanager

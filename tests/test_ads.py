@@ -36,7 +36,7 @@ from shared.amazon.errors import InvalidRequest, NotFound, OutOfTime, Unauthoriz
 from shared.amazon.http import AmazonHttp, Deadline, RetryPolicy
 from shared.amazon.lwa import TokenProvider
 from shared.amazon.regions import Endpoints, Region
-from tests.support import own_tokens, token_requests, wait_until
+from tests.support import header, own_tokens, token_requests, wait_until
 
 COLUMNS = ["adGroupId", "campaignId", "impressions", "clicks", "cost", "clickThroughRate", "purchases1d",
            "purchases7d", "purchases14d", "purchases30d", "date"]
@@ -122,10 +122,15 @@ def report_request(days: int = 7, **configuration: Any) -> dict[str, Any]:
                               "format": "GZIP_JSON", **configuration}}
 
 
-def statuses(sandbox: Sandbox, operation: str, profile: SandboxProfile, api: str = "ads") -> list[int]:
+def statuses(sandbox: Sandbox, operation: str, profile: SandboxProfile) -> list[int]:
     """The statuses the sandbox answered ``operation`` with for this profile, in order."""
-    return [r.status for r in sandbox.requests.where(api=api, operation=operation)
-            if _header(r.headers, "Amazon-Advertising-API-Scope") == str(profile.profile_id)]
+    return [r.status for r in sent_for(sandbox, operation, profile)]
+
+
+def sent_for(sandbox: Sandbox, operation: str, profile: SandboxProfile) -> list[Any]:
+    """The requests for ``operation`` the sandbox was sent for this profile (its Scope header), in order."""
+    return [r for r in sandbox.requests.where(api="ads", operation=operation)
+            if header(r, "Amazon-Advertising-API-Scope") == str(profile.profile_id)]
 
 
 def reports_of(sandbox: Sandbox, profile: SandboxProfile) -> list[str]:
@@ -161,10 +166,6 @@ def raw_call(sandbox: Sandbox, tokens: TokenProvider, method: str, path: str, *,
                             data=None if body is None else json.dumps(body))
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
-    return next((value for key, value in headers.items() if key.lower() == name.lower()), None)
-
-
 # -- profiles ----------------------------------------------------------------------------------------------------
 
 def test_each_region_lists_its_profiles_without_a_scope(ads: AdsClient, sandbox: Sandbox) -> None:
@@ -179,7 +180,7 @@ def test_each_region_lists_its_profiles_without_a_scope(ads: AdsClient, sandbox:
     assert demo_id not in {p.profile_id for p in ads.list_profiles("NA", profile_types=["seller"])}
 
     listed = sandbox.requests.where(api="ads", operation="listProfiles")[-1]
-    assert listed.status == 200 and _header(listed.headers, "Amazon-Advertising-API-Scope") is None
+    assert listed.status == 200 and header(listed, "Amazon-Advertising-API-Scope") is None
 
 
 # -- the report lifecycle ----------------------------------------------------------------------------------------
@@ -403,10 +404,9 @@ def test_the_client_always_asks_for_gzip_json_and_reports_bad_requests(ads: AdsC
     request = report_request(format="CSV")
     ads.create_report(profile.profile_id, "NA", request)
     assert request["configuration"]["format"] == "CSV"  # the caller's request is left as it was
-    sent = [r for r in sandbox.requests.where(api="ads", operation="createReport")
-            if _header(r.headers, "Amazon-Advertising-API-Scope") == str(profile.profile_id)]
+    sent = sent_for(sandbox, "createReport", profile)
     assert sent[-1].body["configuration"]["format"] == "GZIP_JSON"
-    assert _header(sent[-1].headers, "Content-Type") == CREATE_REPORT_CONTENT_TYPE
+    assert header(sent[-1], "Content-Type") == CREATE_REPORT_CONTENT_TYPE
     with pytest.raises(InvalidRequest, match="groupBy must be a non-empty list") as refused:
         ads.create_report(profile.profile_id, "NA", report_request(groupBy=[]))
     assert refused.value.status == 400

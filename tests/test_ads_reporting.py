@@ -25,6 +25,7 @@ from tests.support import (
     ask,
     header,
     manage_schedule,
+    outage_until,
     queue_idle,
     revoked_credentials,
     second_credentials,
@@ -163,9 +164,7 @@ def test_expired_tokens_and_an_outage_while_waiting(cloud: LocalCloud, inbox: In
         wait_until(lambda: ads_calls(cloud, profile_id, "getReport"), 30)
         expired_at = time.time()
         cloud.sandbox.lwa.expire_all()
-        outage = faults.add("ads", status=503)  # until the report's next look has met it
-        wait_until(lambda: ads_calls(cloud, profile_id, "getReport", since=expired_at, status=503), 30)
-        outage.times = 0
+        outage_until(faults, "ads", lambda: ads_calls(cloud, profile_id, "getReport", since=expired_at, status=503))
         cloud.sandbox.ads.state.timings = replace(fast, processing_s=0)  # ready as soon as the outage is over
         note = answer(inbox, request_id, timeout_s=90)
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from shared.amazon.errors import InvalidRequest, NotFound, Unauthorized
 from shared.amazon.http import AmazonHttp, RetryPolicy
 from shared.amazon.lwa import BearerAuth, CredentialStore, TokenProvider
 from shared.amazon.regions import Endpoints
-from tests.support import queued_at_amc, wait_until
+from tests.support import amc_calls, own_credentials, queued_at_amc, token_requests, wait_until
 
 FAST_RETRIES = RetryPolicy(max_attempts=5, base_delay_s=0.01, max_delay_s=0.05, read_timeout_s=10)
 FAST = AmcTimings(pending_s=0.05, running_s=0.15, publishing_s=0.05, tick_s=0.05)
@@ -68,12 +67,10 @@ class Amc:
 
     def calls(self, operation: str, status: int | None = None) -> list[RecordedRequest]:
         """The sandbox's record of this instance's calls of ``operation``."""
-        return [r for r in self.cloud.sandbox.requests.where(api="amc", operation=operation, status=status)
-                if f"/amc/reporting/{self.instance_id}/" in f"{r.path}/"]
+        return amc_calls(self.cloud, self.instance_id, operation, status)
 
     def token_refreshes(self) -> int:
-        return sum(1 for r in self.cloud.sandbox.requests.where(api="lwa", operation="token")
-                   if isinstance(r.body, dict) and r.body.get("client_id") == self.client_id)
+        return token_requests(self.cloud.sandbox, self.client_id)
 
     def executions(self) -> list[Any]:
         return list(self.cloud.sandbox.amc.state.instances[self.instance_id].executions.values())
@@ -100,13 +97,8 @@ def _endpoints(cloud: LocalCloud) -> Endpoints:
 def amc(cloud: LocalCloud) -> Iterator[Amc]:
     """A fresh AMC instance (demo advertiser and marketplace), and a fresh LWA app whose secret is in the cloud."""
     sandbox, suffix = cloud.sandbox, uuid.uuid4().hex[:10]
-    client_id, client_secret = f"amzn1.application-oa2-client.amctest{suffix}", f"secret-{suffix}"
-    sandbox.lwa.register_client(client_id, client_secret, {"https://amazon.com"})
-    refresh_token = sandbox.lwa.add_refresh_token(client_id)
     secret_id = f"amci/test/amc/{suffix}"
-    secrets = aws.client("secretsmanager")
-    secrets.create_secret(Name=secret_id, SecretString=json.dumps(
-        {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}))
+    client_id, secrets = own_credentials(sandbox, secret_id), aws.client("secretsmanager")
     tokens = TokenProvider(CredentialStore(secrets, secret_id), AmazonHttp("lwa", FAST_RETRIES), _endpoints(cloud))
     instance_id = f"amctest{suffix}"
     sandbox.amc.register_instance(instance_id, sandbox.account.advertiser_id, sandbox.account.marketplace_id)

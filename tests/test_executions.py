@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,12 +13,15 @@ from amci.inbox import Inbox
 from local.cloud import LocalCloud
 from shared import aws
 from tests.support import (
+    amc_calls,
     amc_creates,
     amc_tenant,
+    amc_timings,
     ask,
     execution_outcome,
     execution_request,
     execution_runs,
+    outage_until,
     queue_idle,
     queued_at_amc,
     send,
@@ -127,44 +129,28 @@ def test_amc_faults_end_in_the_right_outcome(cloud: LocalCloud, inbox: Inbox, fa
 def test_expired_tokens_and_an_outage_while_running_are_ridden_out(cloud: LocalCloud, inbox: Inbox,
                                                                    fast_amc: None, faults: Any) -> None:
     customer, instance = amc_tenant(cloud, inbox)
-    timings = cloud.sandbox.amc.timings
-    cloud.sandbox.amc.timings = replace(timings, running_s=600)  # running until the outage has been met
-    try:
+    with amc_timings(cloud.sandbox, running_s=600):  # running until the outage has been met
         request_id = send(cloud, "workflow", execution_request(customer))
         wait_until(lambda: len(amc_creates(cloud, instance)) == 1, 60)
-    finally:
-        cloud.sandbox.amc.timings = timings
     cloud.sandbox.lwa.expire_all()
-    outage = faults.add("amc", status=503)  # until the running execution has been looked at during it
     try:
-        wait_until(lambda: _outage_looks(cloud, instance), 60)
+        outage_until(faults, "amc", lambda: amc_calls(cloud, instance, "getWorkflowExecution", 503), 60)
     finally:
-        outage.times = 0
         ended = cloud.sandbox.amc.state.end_running(instance)
 
     note = execution_outcome(inbox, request_id)
 
     assert ended == 1  # it was still running when the outage was met
     assert note.attributes["status"] == "SUCCEEDED", note.body["summary"]
-    assert _outage_looks(cloud, instance)
-
-
-def _outage_looks(cloud: LocalCloud, instance: str) -> list[Any]:
-    """The looks at ``instance``'s executions that the sandbox's AMC answered 503."""
-    return [r for r in cloud.sandbox.requests.where(api="amc", operation="getWorkflowExecution", status=503)
-            if f"/{instance}/" in r.path]
+    assert amc_calls(cloud, instance, "getWorkflowExecution", 503)
 
 
 def test_an_execution_cancelled_mid_run_is_notified_as_cancelled(cloud: LocalCloud, inbox: Inbox,
                                                                   fast_amc: None) -> None:
     customer, _ = amc_tenant(cloud, inbox)
-    timings = cloud.sandbox.amc.timings
-    cloud.sandbox.amc.timings = replace(timings, running_s=600)  # running until it is cancelled
-    try:
+    with amc_timings(cloud.sandbox, running_s=600):  # running until it is cancelled
         request_id = send(cloud, "workflow", execution_request(customer))
         execution_id = wait_until(lambda: _record(cloud, customer, request_id).get("workflowExecutionId"), 60)
-    finally:
-        cloud.sandbox.amc.timings = timings
 
     cancelled = ask(cloud, inbox, "workflow", {"customerId": customer, "requestType": "cancelExecution",
                                                "workflowExecutionId": execution_id})

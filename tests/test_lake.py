@@ -255,7 +255,7 @@ def test_ads_and_sp_reports_land_as_tables(cloud: LocalCloud, inbox: Inbox) -> N
         assert analyst_grants(cloud, database, name) == ["DESCRIBE", "SELECT"], name
 
 
-def test_an_sp_report_specification_is_kept_whole_on_its_table(cloud: LocalCloud, inbox: Inbox) -> None:
+def test_an_sp_report_specification_is_kept_whole_on_its_table(cloud: LocalCloud) -> None:
     table = f"spec{uuid.uuid4().hex[:6]}"
     specification = {"reportType": "GET_SALES_AND_TRAFFIC_REPORT", "reportOptions": {"dateGranularity": "DAY"},
                      "marketplaceIds": [f"MARKETPLACE{n:05d}" for n in range(300)]}  # ~5 KB: beyond S3 metadata

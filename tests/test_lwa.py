@@ -36,6 +36,12 @@ def secret(cloud: LocalCloud) -> Iterator[str]:
     cloud.sandbox.faults.clear()
 
 
+@pytest.fixture
+def client_id(secret: str) -> str:
+    """The client id of the test's own LWA app, by which its token requests are counted."""
+    return _stored(secret)["client_id"]
+
+
 def _provider(name: str, endpoints: Endpoints, auth_id: str | None = None) -> TokenProvider:
     return TokenProvider(CredentialStore(aws.client("secretsmanager"), name, auth_id), AmazonHttp("lwa", FAST),
                          endpoints)
@@ -47,8 +53,8 @@ def _stored(name: str) -> dict:
 
 
 def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
-        cloud: LocalCloud, endpoints: Endpoints, secret: str) -> None:
-    before = token_requests(cloud.sandbox, _stored(secret)["client_id"], status=200)
+        cloud: LocalCloud, endpoints: Endpoints, secret: str, client_id: str) -> None:
+    before = token_requests(cloud.sandbox, client_id, status=200)
     first = _provider(secret, endpoints)
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(first.access_token())) for _ in range(8)]
@@ -61,7 +67,7 @@ def test_a_token_is_refreshed_once_cached_and_shared_through_the_secret(
 
     assert len(set(results)) == 1 and results[0].startswith("Atza|")
     assert another_container.access_token() == results[0]
-    assert token_requests(cloud.sandbox, _stored(secret)["client_id"], status=200) - before == 1
+    assert token_requests(cloud.sandbox, client_id, status=200) - before == 1
     assert _stored(secret)["access_token"] == results[0]
     assert cloud.sandbox.lwa.validate(results[0]) is None
 
@@ -76,7 +82,7 @@ def test_a_refused_token_is_replaced(cloud: LocalCloud, endpoints: Endpoints, se
     assert new != old and _stored(secret)["access_token"] == new
 
 
-def test_concurrent_writers_never_lose_an_update(cloud: LocalCloud, secret: str) -> None:
+def test_concurrent_writers_never_lose_an_update(secret: str) -> None:
     refresh_token = _stored(secret)["refresh_token"]
 
     def write(writer: int) -> None:
@@ -132,12 +138,12 @@ def test_a_wrong_client_secret_is_invalid_client(cloud: LocalCloud, endpoints: E
     {"status": 503, "times": 3},
 ])
 def test_throttling_and_server_errors_are_retried(cloud: LocalCloud, endpoints: Endpoints, secret: str,
-                                                  fault: dict) -> None:
+                                                  client_id: str, fault: dict) -> None:
     cloud.sandbox.faults.add("lwa", "token", **fault)
-    before = token_requests(cloud.sandbox, _stored(secret)["client_id"])
+    before = token_requests(cloud.sandbox, client_id)
 
     assert _provider(secret, endpoints).access_token().startswith("Atza|")
-    assert token_requests(cloud.sandbox, _stored(secret)["client_id"]) - before == fault["times"] + 1
+    assert token_requests(cloud.sandbox, client_id) - before == fault["times"] + 1
 
 
 def test_an_outage_longer_than_the_time_budget_is_out_of_time(cloud: LocalCloud, endpoints: Endpoints,

@@ -29,6 +29,7 @@ from tests.support import (
     day,
     demo_tokens,
     manage_schedule,
+    outage_until,
     own_day,
     queue_idle,
     revoked_credentials,
@@ -311,9 +312,7 @@ def test_an_outage_and_slow_answers_while_waiting(cloud: LocalCloud, inbox: Inbo
         request_id = send(cloud, "sp_reporting", sales_request(days_ago))
         report = f"/reports/{wait_until(lambda: made_for(cloud, day(days_ago)), 30)}"
         wait_until(lambda: report_looks(cloud, report), 30)  # the report is being waited for
-        outage = faults.add("sp", status=503)  # until the report's next look has met it
-        wait_until(lambda: 503 in report_looks(cloud, report), 30)
-        outage.times = 0
+        outage_until(faults, "sp", lambda: 503 in report_looks(cloud, report))
         cloud.sandbox.sp.timings.processing_s = 0  # ready as soon as the outage is over
         note = answer(inbox, request_id, timeout_s=90)
     finally:
