@@ -34,6 +34,7 @@ T = TypeVar("T")
 WHEELHOUSE = SERVICES_DIR.parent / ".venv" / "wheelhouse"  # filled by make: packaging runs offline
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024  # a zip uploaded directly (not from S3)
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024  # the function and its layers, unzipped
+AMC_ACCOUNT = "111122223333"  # the AWS account AMC delivers results from, in every test tenant
 FAST = AmcTimings(pending_s=0.3, running_s=1.0, publishing_s=0.3, tick_s=0.1)  # AMC executions in ~2 s
 # What a secret looks like once written: Login with Amazon tokens and client secrets, bearer headers, pre-signed
 # URL signatures, secret-named JSON fields with a value. Their masked forms ("Atz*|***", "Bearer ***") do not match.
@@ -139,6 +140,16 @@ def ask(cloud: LocalCloud, inbox: Inbox, service: str, body: dict[str, Any], tim
     return answer(inbox, send(cloud, service, body), timeout_s)
 
 
+def customer_details(customer_id: str, **changes: Any) -> dict[str, Any]:
+    """A tenant's ``customer_details`` on the sandbox's demo AMC instance, with a new bucket of its name; ``changes``
+    replace fields (those of ``amc`` one by one)."""
+    amc = {"aws_orange_account_id": AMC_ACCOUNT, "bucket_name": f"amc-{customer_id}-results",
+           "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
+           "amazon_ads_marketplace_id": "ATVPDKIKX0DER", **changes.pop("amc", {})}
+    return {"customer_id": customer_id, "customer_name": f"Customer {customer_id}", "bucket_exists": "false",
+            "amc": amc, **changes}
+
+
 def onboard(cloud: LocalCloud, inbox: Inbox, prefix: str, instance_id: str | None = None, **details: Any) -> str:
     """A tenant onboarded through the tenant service, on ``instance_id`` (the sandbox's demo instance by default,
     else one registered in the sandbox that delivers into the tenant's new bucket)."""
@@ -146,12 +157,10 @@ def onboard(cloud: LocalCloud, inbox: Inbox, prefix: str, instance_id: str | Non
     demo, bucket = cloud.sandbox.credentials, f"amc-{customer_id}-results"
     if instance_id is not None:
         cloud.sandbox.amc.register_instance(instance_id, demo["advertiser_id"], demo["marketplace_id"], bucket)
-    note = ask(cloud, inbox, "tenant", {"customer_details": {
-        "customer_id": customer_id, "customer_name": f"{prefix} tests", "bucket_exists": "false", **details,
-        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": bucket,
-                "instance_id": instance_id or demo["amc_instance_id"],
-                "amazon_ads_advertiser_id": demo["advertiser_id"],
-                "amazon_ads_marketplace_id": demo["marketplace_id"]}}})
+    note = ask(cloud, inbox, "tenant", {"customer_details": customer_details(
+        customer_id, customer_name=f"{prefix} tests", **details, amc={
+            "instance_id": instance_id or demo["amc_instance_id"], "amazon_ads_advertiser_id": demo["advertiser_id"],
+            "amazon_ads_marketplace_id": demo["marketplace_id"]})})
     assert note.attributes["status"] == "SUCCEEDED", note.body
     return customer_id
 

@@ -23,7 +23,7 @@ from local.cloud import LocalCloud
 from local.sandbox.faults import Faults
 from shared import aws
 from shared.config import SERVICES
-from tests.support import answer, onboard, queue_idle, send, wait_until
+from tests.support import answer, customer_details, onboard, queue_idle, send, wait_until
 
 AMCI = Path(sys.executable).with_name("amci")
 OUTCOME = {"requestId", "service", "status", "summary", "details"}  # what --json prints of every request
@@ -133,11 +133,7 @@ def test_tenant_commands_onboard_change_show_list_and_offboard(amci: Callable[..
 def _tenant_file(folder: Path, customer_id: str) -> Path:
     """A tenant's details file, as the AWS Solution writes them (``{"customer_details": ...}``)."""
     path = folder / f"{customer_id}.json"
-    path.write_text(json.dumps({"customer_details": {
-        "customer_id": customer_id, "customer_name": "CLI Tenant", "bucket_exists": "false",
-        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": f"amc-{customer_id}-results",
-                "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
-                "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}}))
+    path.write_text(json.dumps({"customer_details": customer_details(customer_id, customer_name="CLI Tenant")}))
     return path
 
 

@@ -48,7 +48,16 @@ from local.lambdas import Lambdas
 from shared import aws
 from shared.amazon import accounts
 from shared.config import SERVICES
-from tests.support import amc_tenant, answer, execution_outcome, execution_request, offline_packaging, send, wait_until
+from tests.support import (
+    amc_tenant,
+    answer,
+    customer_details,
+    execution_outcome,
+    execution_request,
+    offline_packaging,
+    send,
+    wait_until,
+)
 
 PSEUDO = {"${AWS::Partition}": "aws", "${AWS::Region}": REGION, "${AWS::AccountId}": ACCOUNT_ID}
 # Actions AWS authorizes on no resource narrower than "*", and the condition key that must bound them (None: none).
@@ -368,10 +377,8 @@ def _per_function(make: Any) -> Any:
 
 
 def _customer(customer_id: str, bucket: str, **fields: Any) -> dict[str, Any]:
-    return {"customer_details": {
-        "customer_id": customer_id, "customer_name": f"IAM {customer_id}", "bucket_exists": "true", **fields,
-        "amc": {"aws_orange_account_id": "111122223333", "bucket_name": bucket, "instance_id": "amcdemo0001",
-                "amazon_ads_advertiser_id": "ENTITY1DEMO", "amazon_ads_marketplace_id": "ATVPDKIKX0DER"}}}
+    return {"customer_details": customer_details(customer_id, customer_name=f"IAM {customer_id}", bucket_exists="true",
+                                                 amc={"bucket_name": bucket}, **fields)}
 
 
 def _succeeded(inbox: Inbox, request_ids: list[str], timeout_s: float = 90) -> None:

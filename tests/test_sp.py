@@ -81,6 +81,12 @@ def own_type() -> str:
     return f"GET_TEST_{uuid.uuid4().hex.upper()}"
 
 
+def creates_of(sandbox: Sandbox, report_type: str, status: int | None = None) -> list[Any]:
+    """The createReport requests the sandbox was sent for ``report_type`` (answered ``status``), in order."""
+    return [r for r in sandbox.requests.where(api="sp", operation="createReport", status=status)
+            if isinstance(r.body, dict) and r.body.get("reportType") == report_type]
+
+
 def days_ago(days: int) -> datetime:
     return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0)
 
@@ -375,8 +381,7 @@ def test_the_client_side_limiter_keeps_concurrent_creations_under_the_quota(clie
     for thread in threads:
         thread.join()
 
-    calls = [r for r in sandbox.requests.where(api="sp", operation="createReport")
-             if isinstance(r.body, dict) and r.body.get("reportType") == report_type]
+    calls = creates_of(sandbox, report_type)
     assert len(set(ids)) == 6 and [r.status for r in calls] == [202] * 6  # no 429 at all
     assert time.time() - started >= (6 - 2) / 2  # two at once, then one every half second (a little slower)
 
@@ -400,8 +405,7 @@ def test_a_timed_out_creation_creates_one_report(sandbox: Sandbox, tokens: Token
     report_type = own_type()
 
     def settle(_seconds: float) -> None:  # the client's wait for its timed-out creation lasts until it was answered
-        wait_until(lambda: [r for r in sandbox.requests.where(api="sp", operation="createReport", status=202)
-                            if isinstance(r.body, dict) and r.body.get("reportType") == report_type])
+        wait_until(lambda: creates_of(sandbox, report_type, status=202))
 
     client = SpReportsClient(tokens, Endpoints.from_env(), Region.NA, settle_s=1.0, sleep=settle,
                              policy=RetryPolicy(base_delay_s=0.05, read_timeout_s=0.4))

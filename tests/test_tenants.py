@@ -17,17 +17,8 @@ import pytest
 from amci.inbox import Inbox
 from local.cloud import ACCOUNT_ID, LocalCloud
 from shared import aws
-from tests.support import analyst_grants, answer, ask, queue_idle, send, wait_until
-
-AMC_ACCOUNT = "111122223333"
-
-
-def _details(customer_id: str, **changes: Any) -> dict[str, Any]:
-    amc = {"aws_orange_account_id": AMC_ACCOUNT, "bucket_name": f"amc-{customer_id}-results",
-           "instance_id": "amcdemo0001", "amazon_ads_advertiser_id": "ENTITY1DEMO",
-           "amazon_ads_marketplace_id": "ATVPDKIKX0DER", **changes.pop("amc", {})}
-    return {"customer_id": customer_id, "customer_name": f"Customer {customer_id}", "bucket_exists": "false",
-            "amc": amc, **changes}
+from tests.support import AMC_ACCOUNT, analyst_grants, answer, ask, queue_idle, send, wait_until
+from tests.support import customer_details as _details  # short: every test here writes several
 
 
 def _tenant_id() -> str:
